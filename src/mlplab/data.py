@@ -1,0 +1,187 @@
+"""MNIST held as whole-split tensors: verified files in, normalized batches out."""
+
+import gzip
+import hashlib
+import os
+import shutil
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+import torchvision
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+
+from mlplab.errors import InputError
+
+# md5 of the official uncompressed IDX files (torchvision's MNIST/raw/ layout).
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+MEAN, STD = 0.1307, 0.3081  # the lesson's normalization constants
+REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _gunzip(src: Path, dst: Path) -> None:
+    # Write under a private name and rename, so a concurrent or killed run never sees half a file.
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    try:
+        with gzip.open(src) as fin, tmp.open("wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    except (OSError, EOFError, zlib.error) as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"{src}: cannot be decompressed ({e}); restore it from the repository with "
+            f"`git checkout -- {src.name}` in {src.parent}"
+        ) from None
+    os.replace(tmp, dst)
+
+
+def prepare_mnist(data_dir: Path, md5: dict[str, str] = MNIST_MD5) -> Path:
+    """Make the uncompressed IDX files exist under data_dir/MNIST/raw and match their md5; return that folder."""
+    raw = data_dir / "MNIST" / "raw"
+    for name in md5:
+        gz = raw / f"{name}.gz"
+        if not (raw / name).exists() and gz.exists():
+            _gunzip(gz, raw / name)
+    missing = [name for name in md5 if not (raw / name).exists()]
+    if missing:
+        try:
+            for train in (True, False):
+                torchvision.datasets.MNIST(data_dir, train=train, download=True)
+        except Exception as e:  # any network or mirror failure: the message says what to do instead
+            raise InputError(
+                f"{raw}: missing {', '.join(missing)} and the download failed ({e}); "
+                f"put the four MNIST *-ubyte.gz files in that folder"
+            ) from None
+    for name, expected in md5.items():
+        actual = _md5(raw / name)
+        if actual != expected:
+            raise InputError(
+                f"{raw / name}: md5 is {actual}, expected {expected}; delete it so that it is "
+                f"decompressed again from {name}.gz (or downloaded if that is missing too)"
+            )
+    return raw
+
+
+def load_split(data_dir: Path, train: bool) -> tuple[Tensor, Tensor]:
+    """One official split as normalized float images (N, 1, 28, 28) and int64 labels (N,)."""
+    mnist = torchvision.datasets.MNIST(data_dir, train=train, download=False)
+    images = (mnist.data.unsqueeze(1).float() / 255 - MEAN) / STD
+    return images, mnist.targets
+
+
+class TensorLoader:
+    """Batches cut from whole-split tensors: one index gather per batch, no per-sample work.
+
+    Training order is a permutation drawn from (seed, epoch), where `epoch()` tells the current epoch,
+    so a resumed run sees the same batches; with several processes each rank takes a disjoint shard.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        train: bool,
+        seed: int = 0,
+        epoch: Callable[[], int] = lambda: 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.train, self.seed, self.epoch = batch_size, train, seed, epoch
+        self.rank, self.world_size = rank, world_size
+
+    def _used(self) -> int:
+        n = len(self.labels)
+        # Equal shard sizes keep DDP ranks in step: the few leftover images wait for another epoch.
+        return n - n % self.world_size if self.train else n
+
+    def _order(self) -> Tensor:
+        if self.train:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
+            order = torch.randperm(len(self.labels), generator=generator)[: self._used()]
+        else:
+            order = torch.arange(len(self.labels))
+        return order[self.rank :: self.world_size].to(self.labels.device)
+
+    def __len__(self) -> int:
+        shard = len(range(self.rank, self._used(), self.world_size))
+        return -(-shard // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for index in self._order().split(self.batch_size):
+            yield self.images[index], self.labels[index]
+
+
+class MNISTDataModule(LightningDataModule):
+    """MNIST train/validation/test splits, held on the training device."""
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        seed: int = 0,
+        md5: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir).expanduser() if data_dir else REPO_DATA_DIR
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
+        self.md5 = dict(md5) if md5 else MNIST_MD5
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        prepare_mnist(self.data_dir, self.md5)
+
+    def setup(self, stage: str) -> None:
+        if self.splits:
+            return
+        train_images, train_labels = load_split(self.data_dir, train=True)
+        if not 0 < self.val_size < len(train_labels):
+            raise InputError(
+                f"data.val_size={self.val_size}: must be between 1 and {len(train_labels) - 1} "
+                f"(the training set has {len(train_labels)} images)"
+            )
+        # Its own generator: every run, whatever its seed, validates on the same images.
+        order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(self.split_seed))
+        val, train = order[: self.val_size], order[self.val_size :]
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        splits = {
+            "train": (train_images[train], train_labels[train]),
+            "val": (train_images[val], train_labels[val]),
+            "test": load_split(self.data_dir, train=False),
+        }
+        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def _loader(self, split: str, batch_size: int, train: bool) -> TensorLoader:
+        if not self.trainer:
+            return TensorLoader(*self.splits[split], batch_size, train, self.seed)
+        trainer = self.trainer
+        return TensorLoader(
+            *self.splits[split], batch_size, train, self.seed,
+            epoch=lambda: trainer.current_epoch, rank=trainer.global_rank, world_size=trainer.world_size,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> TensorLoader:
+        # overfit_batches means the same few batches every epoch: no shuffling then.
+        overfit = bool(self.trainer and self.trainer.overfit_batches)
+        return self._loader("train", self.batch_size, train=not overfit)
+
+    def val_dataloader(self) -> TensorLoader:
+        return self._loader("val", self.eval_batch_size, train=False)
+
+    def test_dataloader(self) -> TensorLoader:
+        return self._loader("test", self.eval_batch_size, train=False)

@@ -1,0 +1,105 @@
+"""The LightningModule: network, loss, L1/L2 penalties, metrics, optimizer and schedule."""
+
+from functools import partial
+from typing import Any
+
+from hydra.utils import instantiate
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+Batch = tuple[Tensor, Tensor]
+
+
+class Classifier(LightningModule):
+    """Trains the network that `model` describes.
+
+    `model`, `loss`, `optimizer` and `scheduler` are Hydra configs (plain dicts with `_target_`), kept as
+    plain hyperparameters so that a checkpoint loads under `weights_only=True` with no extra arguments.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        loss: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.net = instantiate(model)
+        self.criterion = instantiate(loss)
+        classes = self.net.num_classes
+        self.train_acc = MulticlassAccuracy(classes, average="micro")
+        self.eval_acc = nn.ModuleDict({s: MulticlassAccuracy(classes, average="micro") for s in ("val", "test")})
+        self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # a resumed run must remember its best epoch
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def penalties(self) -> dict[str, Tensor]:
+        """The L1 and L2 terms that are switched on, over Linear weights only (no biases, no batch norm)."""
+        weights = [m.weight for m in self.net.modules() if isinstance(m, nn.Linear)]
+        terms = {}
+        if self.hparams.l1:
+            terms["l1_penalty"] = self.hparams.l1 * sum(w.abs().sum() for w in weights)
+        if self.hparams.l2:
+            terms["l2_penalty"] = self.hparams.l2 * sum(w.pow(2).sum() for w in weights)
+        return terms
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = self.criterion(logits, y)
+        self.train_acc(logits, y)
+        # train/loss is the data loss alone, so runs with and without penalties compare fairly.
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        for name, value in self.penalties().items():
+            self.log(f"train/{name}", value, on_step=True, on_epoch=True)
+            loss = loss + value
+        return loss
+
+    def _eval_step(self, stage: str, batch: Batch) -> None:
+        x, y = batch
+        logits = self.net(x)
+        self.eval_loss[stage].update(self.criterion(logits, y), weight=len(y))
+        self.eval_acc[stage].update(logits, y)
+
+    def _eval_epoch_end(self, stage: str) -> dict[str, Tensor]:
+        values = {f"{stage}/loss": self.eval_loss[stage].compute(), f"{stage}/acc": self.eval_acc[stage].compute()}
+        self.eval_loss[stage].reset()
+        self.eval_acc[stage].reset()
+        return values
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._eval_epoch_end("val")
+        if self.trainer.sanity_checking:  # a couple of batches before training: not a real epoch
+            return
+        self.val_acc_best.update(values["val/acc"])
+        self.log_dict({**values, "val/acc_best": self.val_acc_best.compute()}, prog_bar=True)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._eval_epoch_end("test"))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        config = dict(self.hparams.scheduler)
+        make_scheduler = instantiate(config.pop("scheduler"))
+        # A null total_steps (OneCycleLR) means: every optimizer step of this run.
+        if "total_steps" in make_scheduler.keywords and make_scheduler.keywords["total_steps"] is None:
+            make_scheduler = partial(make_scheduler, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer), **config}}
