@@ -16,7 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 REAL_MNIST_PRESENT = all(
     (REPO_DATA_DIR / "MNIST" / "raw" / f"{name}.gz").exists()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
 )
 real_data = pytest.mark.skipif(not REAL_MNIST_PRESENT, reason="the real MNIST files are not in data/MNIST/raw")
 
@@ -54,7 +59,9 @@ def synthetic_mnist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     return data_dir, md5
 
 
-def compose_train(overrides: list[str], output_dir: Path, data: tuple[Path, dict[str, str]] | None = None) -> DictConfig:
+def compose_train(
+    overrides: list[str], output_dir: Path, data: tuple[Path, dict[str, str]] | None = None
+) -> DictConfig:
     """The train config as `python src/train.py OVERRIDES` composes it, writing into output_dir."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -74,6 +81,7 @@ SYNTHETIC = [
     "data.eval_batch_size=100",
     "trainer.max_epochs=3",
     "model.hidden_dims=[64,32]",
+    "trainer.log_every_n_steps=5",
 ]
 
 

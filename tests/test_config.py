@@ -8,15 +8,18 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from conftest import CONF_DIR
 from mlplab.data import MNISTDataModule
 from mlplab.errors import InputError
 from mlplab.losses import SoftmaxMSELoss
 from mlplab.module import Classifier
 from mlplab.training import build
 
+from conftest import CONF_DIR
+
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml")) if p.stem != "default" or g != "debug"]
+OPTIONS = [
+    (g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml")) if p.stem != "default" or g != "debug"
+]
 
 
 def test_every_group_is_covered():
@@ -31,7 +34,9 @@ def test_every_option_composes_and_builds(make_cfg, group, option):
     cfg = make_cfg(f"{group}={option}")
     if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
         assert cfg.trainer.accelerator == "gpu"
-        with pytest.raises(InputError, match=r"^trainer.accelerator=gpu: no CUDA GPU is available here; use trainer=cpu"):
+        with pytest.raises(
+            InputError, match=r"^trainer.accelerator=gpu: no CUDA GPU is available here; use trainer=cpu"
+        ):
             build(cfg)
         return
     datamodule, module, trainer = build(cfg)

@@ -3,9 +3,10 @@ import gzip
 import pytest
 import torch
 
-from conftest import real_data
 from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, MNISTDataModule, TensorLoader, prepare_mnist
 from mlplab.errors import InputError
+
+from conftest import real_data
 
 
 def copy_dataset(src, dst):
@@ -104,7 +105,9 @@ def test_corrupted_data_file_names_the_file_and_the_expected_md5(synthetic_mnist
     content[1000] ^= 0xFF
     path.write_bytes(bytes(content))
     expected = md5["train-images-idx3-ubyte"]
-    with pytest.raises(InputError, match=rf"train-images-idx3-ubyte: md5 is [0-9a-f]{{32}}, expected {expected}; delete"):
+    with pytest.raises(
+        InputError, match=rf"train-images-idx3-ubyte: md5 is [0-9a-f]{{32}}, expected {expected}; delete"
+    ):
         prepare_mnist(tmp_path, md5)
 
 

@@ -86,7 +86,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 def summary(metrics: dict[str, Any], output_dir: Path) -> str:
     """The closing report: test results, where the run lives, how to look at it."""
     shown = os.path.relpath(output_dir) if output_dir.is_relative_to(Path.cwd()) else str(output_dir)
-    tested = f"best checkpoint {Path(metrics['best_checkpoint']).name}" if metrics["best_checkpoint"] else "final weights"
+    tested = (
+        f"best checkpoint {Path(metrics['best_checkpoint']).name}" if metrics["best_checkpoint"] else "final weights"
+    )
     return "\n".join(
         [
             f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}  ({tested}; "

@@ -1,0 +1,39 @@
+"""The README's `python src/train.py ...` commands compose and build: the documentation stays true."""
+
+import re
+import shlex
+
+import pytest
+import torch
+
+from mlplab.training import build
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text()
+COMMANDS = [
+    command.strip()
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    for command in re.findall(r"python src/train\.py[^&#\n]*", block)
+]
+
+
+def test_readme_documents_every_group_option():
+    from test_config import OPTIONS
+
+    for group, option in OPTIONS:
+        assert f"`{option}`" in README, f"{group}={option} is not documented in README.md"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_composes_and_builds(make_cfg, command):
+    overrides = shlex.split(command)[2:]
+    cfg = make_cfg(*overrides, synthetic=False)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        pytest.skip("needs a GPU")
+    datamodule, module, trainer = build(cfg)
+    assert module.net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_readme_commands_were_found():
+    assert len(COMMANDS) > 15 and "python src/train.py" in COMMANDS

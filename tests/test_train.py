@@ -1,0 +1,157 @@
+"""End-to-end training runs on the synthetic data (and one short one on the real MNIST)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mlplab.module import Classifier
+from mlplab.training import train
+
+from conftest import REPO, SYNTHETIC, compose_train, real_data
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_mnist, tmp_path_factory):
+    """One default run (2 epochs) on the synthetic data, shared by the tests that inspect its results."""
+    run_dir = tmp_path_factory.mktemp("trained")
+    cfg = compose_train([*SYNTHETIC, "trainer.max_epochs=2", "regularization=[l1,l2]"], run_dir, synthetic_mnist)
+    metrics, objects = train(cfg)
+    return run_dir, metrics, objects
+
+
+def test_run_reports_sane_metrics(trained):
+    run_dir, metrics, _ = trained
+    assert metrics["status"] == "ok" and metrics["epochs"] == 2
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc"):
+        assert key in metrics
+    assert metrics["val/acc_best"] >= metrics["val/acc"] > 0.9  # the synthetic digits are easy
+    assert metrics["test/acc"] > 0.9 and 0 < metrics["test/loss"] < 1
+    assert metrics["train/l1_penalty"] > 0 and metrics["train/l2_penalty"] > 0
+    assert metrics["train_time_s"] > 0
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+
+
+def test_run_folder_holds_best_and_last_checkpoints_and_tensorboard_events(trained):
+    run_dir, metrics, _ = trained
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert checkpoints == [Path(metrics["best_checkpoint"]).name, "last.ckpt"]
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
+    assert {"test/loss", "test/acc", "train/l1_penalty_epoch", "train/l2_penalty_epoch"} <= tags
+    assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+
+
+def test_best_checkpoint_reloads_with_no_arguments_and_reproduces_test_accuracy(trained):
+    _, metrics, objects = trained
+    # Lightning loads with weights_only=True here: only plain hyperparameters are in the file.
+    module = Classifier.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
+    assert module.hparams.optimizer["_target_"] == "torch.optim.SGD" and module.hparams.l1 == 1e-5
+    images, labels = objects["datamodule"].splits["test"]
+    module.eval()
+    with torch.no_grad():
+        accuracy = (module(images).argmax(dim=1) == labels).float().mean().item()
+    assert accuracy == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+def test_early_stopping_stops_before_max_epochs_on_a_plateau(make_cfg):
+    # A min_delta no epoch can reach makes every epoch a plateau: stop after `patience` epochs.
+    cfg = make_cfg("regularization=early_stopping", "callbacks.early_stopping.min_delta=100", "trainer.max_epochs=10")
+    metrics, _ = train(cfg)
+    assert metrics["epochs"] == 1 + cfg.callbacks.early_stopping.patience < 10
+
+
+def test_mse_loss_trains(make_cfg):
+    metrics, _ = train(make_cfg("loss=mse", "optimizer=adam"))
+    assert metrics["test/acc"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "overrides", "final_lr"),
+    [
+        ("cosine", [], 0.0),  # T_max = max_epochs: annealed to 0 at the end
+        ("step", ["scheduler.scheduler.step_size=1", "scheduler.scheduler.gamma=0.5"], 0.01 * 0.5**3),
+    ],
+)
+def test_epoch_schedulers_shape_the_learning_rate(make_cfg, scheduler, overrides, final_lr):
+    _, objects = train(make_cfg(f"scheduler={scheduler}", *overrides, "logger=none"))
+    [optimizer] = objects["trainer"].optimizers
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(final_lr, abs=1e-12)
+
+
+def test_onecycle_spans_exactly_the_runs_optimizer_steps(make_cfg):
+    _, objects = train(make_cfg("scheduler=onecycle", "logger=none"))
+    trainer = objects["trainer"]
+    [config] = trainer.lr_scheduler_configs
+    assert config.interval == "step" and config.scheduler.total_steps == trainer.global_step == 3 * 16
+    assert max(config.scheduler.get_last_lr()) < 0.01 / 100  # annealed far below the peak (optimizer.lr)
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_differs(make_cfg, tmp_path):
+    runs = []
+    for seed in (0, 0, 1):
+        cfg = make_cfg(f"seed={seed}", "trainer.max_epochs=1", "logger=none")
+        cfg.paths.output_dir = str(tmp_path / f"seed{seed}_{len(runs)}")
+        runs.append(train(cfg)[0])
+    assert runs[0]["test/loss"] == runs[1]["test/loss"] and runs[0]["val/loss"] == runs[1]["val/loss"]
+    assert runs[0]["test/loss"] != runs[2]["test/loss"]
+
+
+def test_debug_fast_runs_one_batch_and_tests_the_final_weights(make_cfg):
+    metrics, objects = train(make_cfg("debug=fast"))
+    assert metrics["best_checkpoint"] == "" and metrics["epochs"] == 1
+    assert objects["trainer"].global_step == 1 and 0 <= metrics["test/acc"] <= 1
+
+
+def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "src" / "train.py"), *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def data_overrides(synthetic_mnist) -> list[str]:
+    data_dir, md5 = synthetic_mnist
+    return [f"data.data_dir={data_dir}", "data.md5={" + ",".join(f"{k}:{v}" for k, v in md5.items()) + "}"]
+
+
+def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli(*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=2", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    # Not a terminal: one line per epoch instead of a progress bar, then the summary.
+    assert "epoch 0 (1/2)  train/loss_epoch" in result.stdout and "epoch 1 (2/2)" in result.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}" in result.stdout
+    assert f"run folder:  {run_dir}" in result.stdout
+    assert f"TensorBoard: tensorboard --logdir {run_dir}" in result.stdout
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and Path(metrics["best_checkpoint"]).is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
+
+
+def test_command_line_reports_a_corrupted_data_file_in_one_line(synthetic_mnist, tmp_path):
+    data_dir, md5 = synthetic_mnist
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in md5:
+        (raw / name).write_bytes(b"not an MNIST file")
+    overrides = data_overrides((tmp_path / "data", md5))
+    result = cli(*SYNTHETIC, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "train-images-idx3-ubyte: md5 is " in last
+    assert f"expected {md5['train-images-idx3-ubyte']}" in last
+
+
+@real_data
+def test_one_short_epoch_on_real_mnist_is_far_above_chance(tmp_path):
+    cfg = compose_train(["trainer.max_epochs=1", "++trainer.limit_train_batches=300", "logger=none"], tmp_path)
+    metrics, _ = train(cfg)
+    assert metrics["val/acc"] > 0.9 and metrics["test/acc"] > 0.9
