@@ -118,11 +118,19 @@ def test_missing_files_fall_back_to_download_and_say_what_to_do_when_it_fails(tm
 
     def offline(self):
         calls.append(self.root)
-        raise RuntimeError("no network")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror/, got:\nno network\n")
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
-    with pytest.raises(InputError, match=r"missing train-images-idx3-ubyte.*download failed \(no network\).*\.gz"):
+    with pytest.raises(InputError) as error:
         prepare_mnist(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'MNIST' / 'raw'}: missing train-images-idx3-ubyte, ")
+    assert (
+        "download failed (Error downloading train-images-idx3-ubyte.gz: Tried https://mirror/, got: no network)"
+        in message
+    )
+    assert message.endswith(f"this repository ships them in {REPO_DATA_DIR}/MNIST/raw)")
     assert [str(root) for root in calls] == [str(tmp_path)]
 
 

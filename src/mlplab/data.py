@@ -58,9 +58,10 @@ def prepare_mnist(data_dir: Path, md5: dict[str, str] = MNIST_MD5) -> Path:
             for train in (True, False):
                 torchvision.datasets.MNIST(data_dir, train=train, download=True)
         except Exception as e:  # any network or mirror failure: the message says what to do instead
+            reason = " ".join(str(e).split())  # torchvision's message spans lines: keep the error on one
             raise InputError(
-                f"{raw}: missing {', '.join(missing)} and the download failed ({e}); "
-                f"put the four MNIST *-ubyte.gz files in that folder"
+                f"{raw}: missing {', '.join(missing)} and the download failed ({reason}); put the four "
+                f"MNIST *-ubyte.gz files in that folder (this repository ships them in {REPO_DATA_DIR}/MNIST/raw)"
             ) from None
     for name, expected in md5.items():
         actual = _md5(raw / name)

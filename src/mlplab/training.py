@@ -1,6 +1,7 @@
 """train(cfg): build everything from the composed config, fit, test the best checkpoint, report."""
 
 import json
+import logging
 import os
 import sys
 import time
@@ -19,6 +20,8 @@ from mlplab.module import Classifier
 
 # Lightning 2.6 calls a pytree API that torch 2.14 deprecates: nothing a user can act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# Lightning advertises its cloud services in every run's output: noise in an offline lab.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: not r.getMessage().startswith("💡"))
 
 
 def _plain(node: Any) -> Any:
@@ -93,7 +96,7 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
         [
             f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}  ({tested}; "
             f"val/acc_best {metrics.get('val/acc_best', float('nan')):.2%}; "
-            f"{metrics['epochs']} epochs in {metrics['train_time_s']:.1f} s)",
+            f"{metrics['epochs']} epoch{'s' * (metrics['epochs'] != 1)} in {metrics['train_time_s']:.1f} s)",
             f"run folder:  {shown}",
             f"TensorBoard: tensorboard --logdir {shown}",
         ]
