@@ -106,7 +106,7 @@ def test_regularization_members_compose_in_any_order(make_cfg):
     assert layer_types(module).count(nn.Dropout) == 2 and layer_types(module).count(nn.BatchNorm1d) == 2
     assert module.hparams.l1 == 1e-5 and module.hparams.l2 == 1e-4
     stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
-    assert len(stoppers) == 1 and stoppers[0].monitor == "val/loss" and stoppers[0].patience == 3
+    assert len(stoppers) == 1 and stoppers[0].monitor == "val/loss" and stoppers[0].patience == 2
 
 
 def test_regularization_is_off_unless_chosen(make_cfg):
