@@ -53,6 +53,9 @@ def test_best_checkpoint_reloads_with_no_arguments_and_reproduces_test_accuracy(
     # Lightning loads with weights_only=True here: only plain hyperparameters are in the file.
     module = Classifier.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
     assert module.hparams.optimizer["_target_"] == "torch.optim.SGD" and module.hparams.l1 == 1e-5
+    # The data settings travel too, so a checkpoint alone can rebuild its validation and test splits.
+    data = torch.load(metrics["best_checkpoint"], weights_only=True)["datamodule_hyper_parameters"]
+    assert data["val_size"] == 200 and data["split_seed"] == 0 and data["md5"] == objects["datamodule"].md5
     images, labels = objects["datamodule"].splits["test"]
     module.eval()
     with torch.no_grad():

@@ -138,6 +138,8 @@ class MNISTDataModule(LightningDataModule):
         md5: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
+        self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir).expanduser() if data_dir else REPO_DATA_DIR
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed

@@ -36,7 +36,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Train
             f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available here; "
             "use trainer=cpu, or the default trainer.accelerator=auto"
         )
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, _convert_="all")  # plain values: they go into checkpoints
     module = Classifier(
         model=_plain(cfg.model),
         loss=_plain(cfg.loss),
