@@ -1,21 +1,17 @@
 """Train the lesson's MLP on MNIST: `python src/train.py [key=value ...]` (see README.md)."""
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from mlplab.errors import InputError
-from mlplab.training import train
+from mlplab.cli import reported, run
+from mlplab.training import resumed_config, train
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        train(cfg)
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    with reported():
+        train(resumed_config(cfg) if cfg.ckpt_path else cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,6 +8,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
+from mlplab.checks import check_config
 from mlplab.data import MNISTDataModule
 from mlplab.errors import InputError
 from mlplab.losses import SoftmaxMSELoss
@@ -37,7 +38,7 @@ def test_every_option_composes_and_builds(make_cfg, group, option):
         with pytest.raises(
             InputError, match=r"^trainer.accelerator=gpu: no CUDA GPU is available here; use trainer=cpu"
         ):
-            build(cfg)
+            check_config(cfg)
         return
     datamodule, module, trainer = build(cfg)
     assert isinstance(datamodule, MNISTDataModule)

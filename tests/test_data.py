@@ -62,8 +62,8 @@ def test_validation_split_is_disjoint_and_independent_of_the_run_seed(synthetic_
 
 def test_training_batches_reshuffle_each_epoch_and_cover_the_split():
     images, labels = torch.arange(10).float().view(10, 1), torch.arange(10)
-    epoch = 0
-    loader = TensorLoader(images, labels, batch_size=4, train=True, seed=3, epoch=lambda: epoch)
+    epoch, done = 0, 0
+    loader = TensorLoader(images, labels, batch_size=4, train=True, seed=3, position=lambda: (epoch, done))
     assert len(loader) == 3
     first = torch.cat([y for _, y in loader])
     again = torch.cat([y for _, y in loader])
@@ -75,6 +75,8 @@ def test_training_batches_reshuffle_each_epoch_and_cover_the_split():
     assert [len(y) for _, y in loader] == [4, 4, 2]
     for x, y in loader:
         assert torch.equal(x.view(-1), y.float())  # images stay paired with their labels
+    done = 2  # resumed after two batches of epoch 1: only the rest of that epoch's order remains
+    assert torch.equal(torch.cat([y for _, y in loader]), second[8:])
 
 
 def test_ranks_get_disjoint_equal_training_shards_and_full_evaluation_shards():

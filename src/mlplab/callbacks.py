@@ -1,13 +1,23 @@
-"""Progress report for output that is not a terminal (CI logs, files, pipes)."""
+"""Callbacks of every run: a progress line for logs, resumable random state, graceful interruption."""
 
+import signal
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
+
+from mlplab.errors import Interrupted
 
 
 class EpochSummary(Callback):
     """Prints one line per epoch with its metrics, where a progress bar would fill the log with redraws."""
+
+    def on_train_start(self, trainer: Trainer, module: LightningModule) -> None:
+        self.start = time.perf_counter()  # a run resumed mid-epoch starts without on_train_epoch_start
 
     def on_train_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.start = time.perf_counter()
@@ -24,3 +34,66 @@ class EpochSummary(Callback):
         # Numbered from 0 like Lightning's progress bar and checkpoint names; (done/total) in brackets.
         epoch = trainer.current_epoch
         print(f"epoch {epoch} ({epoch + 1}/{trainer.max_epochs})  {shown}  {seconds:.1f} s", flush=True)
+
+
+class RandomState(Callback):
+    """Checkpoints the global torch RNG, so a resumed run draws the same dropout masks as an uninterrupted one."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["cpu"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class Interruption(Callback):
+    """Ctrl-C or SIGTERM ends training after the current batch, once checkpoints/interrupted.ckpt is saved.
+
+    Stopping between batches keeps the checkpoint consistent (no half-applied optimizer step), and the
+    datamodule resumes the epoch at the next batch. A second Ctrl-C stops at once, without a checkpoint.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.path = Path(dirpath) / "interrupted.ckpt"
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def _receive(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def on_train_start(self, trainer: Trainer, module: LightningModule) -> None:
+        # Here, after Lightning has set its own SIGTERM handler (which would end the run without a checkpoint).
+        self.received = None
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
+            self.previous = {s: signal.signal(s, self._receive) for s in self.SIGNALS}
+
+    def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
+        if self.received is None:
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full training state, to resume
+        name, batch = signal.Signals(self.received).name, trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        raise Interrupted(
+            f"{name} at epoch {trainer.current_epoch}, batch {batch}; saved {self.path}; "
+            f"resume with: python src/train.py ckpt_path={self.path}",
+            self.received,
+        )
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def on_fit_end(self, trainer: Trainer, module: LightningModule) -> None:
+        self._restore_signals()
+
+    def on_exception(self, trainer: Trainer, module: LightningModule, exception: BaseException) -> None:
+        self._restore_signals()

@@ -47,6 +47,10 @@ def _gunzip(src: Path, dst: Path) -> None:
 
 def prepare_mnist(data_dir: Path, md5: dict[str, str] = MNIST_MD5) -> Path:
     """Make the uncompressed IDX files exist under data_dir/MNIST/raw and match their md5; return that folder."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InputError(f"data.data_dir={data_dir}: not a folder")
+    if data_dir.exists() and not os.access(data_dir, os.R_OK | os.X_OK):
+        raise InputError(f"data.data_dir={data_dir}: cannot be read (permission denied)")
     raw = data_dir / "MNIST" / "raw"
     for name in md5:
         gz = raw / f"{name}.gz"
@@ -83,8 +87,9 @@ def load_split(data_dir: Path, train: bool) -> tuple[Tensor, Tensor]:
 class TensorLoader:
     """Batches cut from whole-split tensors: one index gather per batch, no per-sample work.
 
-    Training order is a permutation drawn from (seed, epoch), where `epoch()` tells the current epoch,
-    so a resumed run sees the same batches; with several processes each rank takes a disjoint shard.
+    Training order is a permutation drawn from (seed, epoch). `position()` tells (epoch, batches of it
+    already trained), so a run resumed mid-epoch carries on with exactly the batches it had left.
+    With several processes each rank takes a disjoint shard.
     """
 
     def __init__(
@@ -94,12 +99,12 @@ class TensorLoader:
         batch_size: int,
         train: bool,
         seed: int = 0,
-        epoch: Callable[[], int] = lambda: 0,
+        position: Callable[[], tuple[int, int]] = lambda: (0, 0),
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.train, self.seed, self.epoch = batch_size, train, seed, epoch
+        self.batch_size, self.train, self.seed, self.position = batch_size, train, seed, position
         self.rank, self.world_size = rank, world_size
 
     def _used(self) -> int:
@@ -107,9 +112,9 @@ class TensorLoader:
         # Equal shard sizes keep DDP ranks in step: the few leftover images wait for another epoch.
         return n - n % self.world_size if self.train else n
 
-    def _order(self) -> Tensor:
+    def _order(self, epoch: int) -> Tensor:
         if self.train:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             order = torch.randperm(len(self.labels), generator=generator)[: self._used()]
         else:
             order = torch.arange(len(self.labels))
@@ -120,7 +125,8 @@ class TensorLoader:
         return -(-shard // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for index in self._order().split(self.batch_size):
+        epoch, done = self.position() if self.train else (0, 0)
+        for index in self._order(epoch).split(self.batch_size)[done:]:
             yield self.images[index], self.labels[index]
 
 
@@ -173,10 +179,14 @@ class MNISTDataModule(LightningDataModule):
         if not self.trainer:
             return TensorLoader(*self.splits[split], batch_size, train, self.seed)
         trainer = self.trainer
+
+        def position() -> tuple[int, int]:
+            # Lightning restores both from a checkpoint; `ready` counts this epoch's batches already trained.
+            return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready
+
         return TensorLoader(
-            *self.splits[split], batch_size, train, self.seed,
-            epoch=lambda: trainer.current_epoch, rank=trainer.global_rank, world_size=trainer.world_size,
-        )  # fmt: skip
+            *self.splits[split], batch_size, train, self.seed, position, trainer.global_rank, trainer.world_size
+        )
 
     def train_dataloader(self) -> TensorLoader:
         # overfit_batches means the same few batches every epoch: no shuffling then.

@@ -1,2 +1,28 @@
+"""The ways a run ends early that the command line reports in one line instead of a traceback."""
+
+
 class InputError(Exception):
-    """Bad input from the user (a config value, a data file): the command line prints it as one line."""
+    """Bad input from the user (a config value, a data file, a checkpoint), found before training."""
+
+
+class RunStopped(Exception):
+    """Training ended early; `status` is recorded in metrics.json, `exit_code` is the process's."""
+
+    status = "stopped"
+    exit_code = 1
+
+
+class Diverged(RunStopped):
+    """The training loss became NaN or infinite."""
+
+    status = "diverged"
+
+
+class Interrupted(RunStopped):
+    """Ctrl-C or SIGTERM: training stopped after a checkpoint to resume from was saved."""
+
+    status = "interrupted"
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention for "ended by signal N"

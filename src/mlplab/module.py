@@ -3,11 +3,14 @@
 from functools import partial
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
+
+from mlplab.errors import Diverged
 
 Batch = tuple[Tensor, Tensor]
 
@@ -56,6 +59,8 @@ class Classifier(LightningModule):
         x, y = batch
         logits = self.net(x)
         loss = self.criterion(logits, y)
+        if not torch.isfinite(loss):  # stop at once: every later step would be wasted
+            raise Diverged(f"train/loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}")
         self.train_acc(logits, y)
         # train/loss is the data loss alone, so runs with and without penalties compare fairly.
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)

@@ -3,25 +3,34 @@
 import json
 import logging
 import os
+import platform
+import shlex
+import subprocess
 import sys
 import time
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.callbacks import EpochSummary
-from mlplab.errors import InputError
+from mlplab.callbacks import EpochSummary, Interruption, RandomState
+from mlplab.checkpoints import AtomicCheckpointIO, run_folder
+from mlplab.checks import check_config
+from mlplab.errors import RunStopped
 from mlplab.module import Classifier
 
 # Lightning 2.6 calls a pytree API that torch 2.14 deprecates: nothing a user can act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # Lightning advertises its cloud services in every run's output: noise in an offline lab.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: not r.getMessage().startswith("💡"))
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _plain(node: Any) -> Any:
@@ -31,11 +40,6 @@ def _plain(node: Any) -> Any:
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Trainer]:
     """The datamodule, module and trainer that the config describes."""
-    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise InputError(
-            f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available here; "
-            "use trainer=cpu, or the default trainer.accelerator=auto"
-        )
     datamodule = instantiate(cfg.data, _convert_="all")  # plain values: they go into checkpoints
     module = Classifier(
         model=_plain(cfg.model),
@@ -45,45 +49,107 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Train
         l1=cfg.regularization.l1,
         l2=cfg.regularization.l2,
     )
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    callbacks += [RandomState(), Interruption(checkpoints)]
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
         progress_bar = sys.stdout.isatty()
     if not progress_bar:
         callbacks.append(EpochSummary())
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=progress_bar)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_progress_bar=progress_bar,
+        plugins=[AtomicCheckpointIO()],
+    )
     return datamodule, module, trainer
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit, test the best checkpoint on the test set, write metrics.json; return (metrics, objects)."""
+    """Fit, test the best checkpoint on the test set, write metrics.json; return (metrics, objects).
+
+    With `ckpt_path`, training resumes into the run folder that wrote the checkpoint. A run that
+    diverges or is interrupted writes metrics.json with its status, then raises RunStopped.
+    """
+    check_config(cfg)
+    if cfg.ckpt_path and (resumed := run_folder(cfg.ckpt_path)):
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(resumed)
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg)
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "run.json").write_text(json.dumps(run_record(), indent=2) + "\n")
     for logger in trainer.loggers:
         logger.log_hyperparams(_plain(cfg))
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    train_time = time.perf_counter() - start
-    # Per-epoch values only: a "_step" value is just the last batch's.
-    metrics = {name: value.item() for name, value in trainer.callback_metrics.items() if not name.endswith("_step")}
-
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except RunStopped as stop:
+        _write_metrics(trainer, output_dir, _epoch_metrics(trainer), start, status=stop.status, error=str(stop))
+        raise
+    metrics = _epoch_metrics(trainer)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-    metrics = dict(sorted({**metrics, **tested[0]}.items()))
-    metrics.update(
-        epochs=trainer.current_epoch,
-        train_time_s=round(train_time, 2),
-        best_checkpoint=best,
-        status="ok",
-    )
+    metrics = _write_metrics(trainer, output_dir, {**metrics, **tested[0]}, start, best_checkpoint=best)
     if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print(summary(metrics, output_dir), flush=True)
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer}
+
+
+def resumed_config(cfg: DictConfig) -> DictConfig:
+    """For `python src/train.py ckpt_path=...` (inside a Hydra app): the config of the run that wrote the
+    checkpoint with this command's overrides on top, so that a bare resume continues the same recipe."""
+    folder = run_folder(cfg.ckpt_path)
+    saved = folder / ".hydra" / "overrides.yaml" if folder else None
+    if not (saved and saved.is_file()):
+        return cfg
+    hydra_cfg = HydraConfig.get()
+    overrides = [*OmegaConf.load(saved), *hydra_cfg.overrides.task]  # later ones win
+    print(f"resuming {folder} with: {' '.join(overrides)}", flush=True)
+    return compose(config_name=hydra_cfg.job.config_name, overrides=overrides)
+
+
+def _epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    # Per-epoch values only: a "_step" value is just the last batch's.
+    return {name: v.item() for name, v in trainer.callback_metrics.items() if not name.endswith("_step")}
+
+
+def _write_metrics(
+    trainer: pl.Trainer, output_dir: Path, metrics: dict[str, float], start: float, **facts: Any
+) -> dict[str, Any]:
+    record = {
+        **dict(sorted(metrics.items())),
+        "epochs": trainer.current_epoch,
+        "train_time_s": round(time.perf_counter() - start, 2),
+        **{"status": "ok", **facts},
+    }
+    if trainer.is_global_zero:
+        (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def run_record() -> dict[str, Any]:
+    """What it takes to repeat a run besides its config: the command, the versions, the code's commit."""
+    packages = ("torch", "lightning", "hydra-core", "torchmetrics", "torchvision", "omegaconf", "numpy")
+    record: dict[str, Any] = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "cwd": os.getcwd(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: version(name) for name in packages},
+    }
+    if (REPO / ".git").exists():
+        git = ["git", "-C", str(REPO)]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        changes = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
+        record["git"] = {"commit": commit, "uncommitted_changes": bool(changes.strip())}
+    return record
 
 
 def summary(metrics: dict[str, Any], output_dir: Path) -> str:

@@ -1,0 +1,50 @@
+"""Checkpoint files: written atomically, read only through torch's weights_only loading."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from mlplab.errors import InputError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes beside the target, then renames: a kill at any moment leaves the old file or the new, never half."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        # Lightning's own save goes through a temporary file under $TMPDIR, atomic only on the same filesystem.
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """A Lightning checkpoint, loaded on the CPU with weights_only=True: no pickled code ever runs."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{key}={path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a file that is not a checkpoint
+        reason = " ".join(str(e).split())
+        if "Unsupported global" in reason:
+            found = reason[reason.index("Unsupported global") :].split(" was not")[0]
+            raise InputError(f"{key}={path}: refused, it needs pickled code to load ({found})") from None
+        detail = reason.split("WeightsUnpickler error:")[-1].split(" Check the documentation")[0].strip()
+        raise InputError(f"{key}={path}: not a PyTorch checkpoint file ({detail[:150]})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise InputError(f"{key}={path}: not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def run_folder(checkpoint_path: str | Path) -> Path | None:
+    """The run folder that wrote a checkpoint (<run>/checkpoints/x.ckpt), or None for a file elsewhere."""
+    path = Path(checkpoint_path).expanduser().resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else None

@@ -1,0 +1,47 @@
+"""Checks of the composed config, before anything heavy starts: each names the key, the value, what is allowed."""
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mlplab.checkpoints import load_checkpoint
+from mlplab.errors import InputError
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Model values (activation, hidden sizes, dropout) are checked by mlplab.model.MLP itself, and the
+# validation size by the datamodule, which knows how many training images there are.
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.eval_batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.val_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("trainer.max_epochs", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("seed", _integer, "an integer"),
+]
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise InputError for the first bad value of the train config."""
+    for key, ok, allowed in RULES:
+        value = OmegaConf.select(cfg, key)
+        if not ok(value):
+            raise InputError(f"{key}={value}: must be {allowed}")
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available here; "
+            "use trainer=cpu, or the default trainer.accelerator=auto"
+        )
+    if cfg.get("ckpt_path"):
+        load_checkpoint(cfg.ckpt_path)

@@ -1,0 +1,74 @@
+"""Running an entry point: bad input and early stops end in one line on stderr and a non-zero exit."""
+
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf.errors import OmegaConfBaseException
+
+from mlplab.errors import InputError, RunStopped
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _unknown_option(message: str) -> str | None:
+    found = re.search(r"Could not find '([^']+)/([^']+)'", message)
+    options = re.search(r"Available options in '[^']+':\n((?:\t\S+\n?)+)", message)
+    if not (found and options):
+        return None
+    return f"{found[1]}={found[2]}: unknown option; choose one of {', '.join(options[1].split())}"
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message for an error caused by the user's input, or None for a genuine bug."""
+    for cause in (error, error.__cause__):
+        if isinstance(cause, InputError):
+            return str(cause)
+    if isinstance(error, OverrideParseException):
+        return f"{error.override}: cannot parse this override ({one_line(error.message.split(chr(10))[0])})"
+    if isinstance(error, HydraException | OmegaConfBaseException):
+        message = str(error).split("\nConfig search path:")[0]
+        return _unknown_option(message) or one_line(f"{message} {error.__cause__ or ''}")
+    if isinstance(error, OSError) and error.filename:
+        frames = traceback.extract_tb(error.__traceback__)
+        if any(f"{os.sep}hydra{os.sep}" in frame.filename for frame in frames[-3:]):
+            return f"hydra.run.dir={error.filename}: cannot create the run folder ({error.strerror})"
+        return f"{error.filename}: {error.strerror}"
+    return None
+
+
+_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Ends the process with one line on stderr for bad input or an early stop; other errors propagate.
+
+    Used around the body of a Hydra task function, so that Hydra adds no lines of its own, and by run().
+    """
+    try:
+        yield
+    except RunStopped as stop:
+        if _full_error:
+            raise
+        print(f"{stop.status}: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except Exception as error:
+        message = user_error(error)
+        if _full_error or message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run(main: Callable[[], object]) -> None:
+    """Calls a @hydra.main function; HYDRA_FULL_ERROR=1 shows full tracebacks instead of one line."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its composition errors, formatted here
+    with reported():
+        main()

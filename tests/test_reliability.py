@@ -1,0 +1,235 @@
+"""Bad input fails fast in one line; divergence, interruption and SIGKILL lose nothing; reruns are identical."""
+
+import json
+import os
+import re
+import runpy
+import signal
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
+from mlplab.errors import InputError
+
+from conftest import REPO, SYNTHETIC
+
+
+def data_overrides(synthetic_mnist) -> list[str]:
+    data_dir, md5 = synthetic_mnist
+    return [f"data.data_dir={data_dir}", "data.md5={" + ",".join(f"{k}:{v}" for k, v in md5.items()) + "}"]
+
+
+def run_train(args: list[str], capsys) -> tuple[int, str]:
+    """`python src/train.py ARGS` in this process (its imports are paid once): (exit status, stderr)."""
+    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = ["train.py", *args]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(str(REPO / "src" / "train.py"), run_name="__main__")
+    finally:
+        sys.argv = saved_argv
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)  # run() sets it; subprocesses must not inherit it
+    return exit_info.value.code, capsys.readouterr().err
+
+
+class Unsafe:
+    """Anything that only unpickling code could rebuild."""
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "notes.txt").write_text("not a checkpoint")
+    torch.save({"state_dict": {}, "extra": Unsafe()}, folder / "pickled.ckpt")
+    return {"text": folder / "notes.txt", "pickled": folder / "pickled.ckpt", "folder": folder}
+
+
+BAD_INPUT = [
+    (["optimizer=foo"], r"optimizer=foo: unknown option; choose one of adam, adamw, momentum, rmsprop, sgd"),
+    (["optimizer.lr=-0.1"], r"optimizer.lr=-0.1: must be a number > 0"),
+    (["optimizer.lr=0"], r"optimizer.lr=0: must be a number > 0"),
+    (["model.dropout=1.0"], r"model.dropout=1.0: must be in \[0, 1\)"),
+    (["model.dropout=-0.2"], r"model.dropout=-0.2: must be in \[0, 1\)"),
+    (["data.batch_size=0"], r"data.batch_size=0: must be an integer >= 1"),
+    (["model.hidden_dims=[]"], r"model.hidden_dims=\[\]: give one or more positive layer sizes"),
+    (["model.hidden_dims=[64,-1]"], r"model.hidden_dims=\[64, -1\]: give one or more positive layer sizes"),
+    (["model.activation=swish"], r"model.activation='swish': choose one of relu, leaky_relu, elu, gelu, silu"),
+    (["regularization.l1=-1e-5"], r"regularization.l1=-1e-05: must be a number >= 0"),
+    (["regularization.l2=-1"], r"regularization.l2=-1: must be a number >= 0"),
+    (["trainer.max_epochs=0"], r"trainer.max_epochs=0: must be an integer >= 1"),
+    (["data.val_size=1000"], r"data.val_size=1000: must be between 1 and 999 \(the training set has 1000 images\)"),
+    (["ckpt_path={folder}/missing.ckpt"], r"ckpt_path=.*missing.ckpt: no such file"),
+    (["ckpt_path={text}"], r"ckpt_path=.*notes.txt: not a PyTorch checkpoint file"),
+    (["ckpt_path={pickled}"], r"ckpt_path=.*pickled.ckpt: refused, it needs pickled code to load .*Unsafe"),
+    (["data.data_dir={text}"], r"data.data_dir=.*notes.txt: not a folder"),
+    (["hydra.run.dir={text}/run"], r"hydra.run.dir=.*notes.txt/run: cannot create the run folder \(Not a directory\)"),
+    (["trainer.foo=1"], r"Could not override 'trainer.foo'. To append to your config use \+trainer.foo=1"),
+    (["model.hidden_dims=["], r"model.hidden_dims=\[: cannot parse this override"),
+]
+if not torch.cuda.is_available():
+    BAD_INPUT.append((["trainer=gpu"], r"trainer.accelerator=gpu: no CUDA GPU is available here; use trainer=cpu"))
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_a_nonzero_exit(synthetic_mnist, bad_files, tmp_path, capsys, args, message):
+    args = [a.format(**{k: str(v) for k, v in bad_files.items()}) for a in args]
+    run_dir = tmp_path / "run"
+    status, stderr = run_train(
+        [*SYNTHETIC, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}", *args], capsys
+    )
+    lines = [line for line in stderr.splitlines() if not line.startswith(("GPU available", "TPU available"))]
+    assert status == 1
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert not (run_dir / "checkpoints").exists()  # nothing was trained
+
+
+def test_bad_input_from_a_real_process_has_no_traceback_unless_asked(synthetic_mnist, tmp_path):
+    command = [sys.executable, str(REPO / "src" / "train.py"), "optimizer.lr=-1", f"hydra.run.dir={tmp_path}"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1: must be a number > 0"
+    result = subprocess.run(command, capture_output=True, text=True, env={**env, "HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "InputError" in result.stderr
+
+
+def test_divergence_stops_at_once_and_is_recorded(synthetic_mnist, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = [*SYNTHETIC, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}", "optimizer.lr=1e12"]
+    status, stderr = run_train(args, capsys)
+    assert status == 1
+    assert stderr.strip().splitlines()[-1].startswith("diverged: train/loss is nan at epoch 0, step ")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and metrics["error"].startswith("train/loss is nan")
+    assert metrics["epochs"] == 0  # stopped inside the first epoch, not at its end
+
+
+def test_checkpoint_loading_refuses_pickled_code_and_accepts_real_checkpoints(bad_files, synthetic_mnist, make_cfg):
+    with pytest.raises(InputError, match="refused, it needs pickled code"):
+        load_checkpoint(bad_files["pickled"])
+    from mlplab.training import train
+
+    metrics, _ = train(make_cfg("trainer.max_epochs=1", "logger=none"))
+    checkpoint = load_checkpoint(metrics["best_checkpoint"])
+    assert checkpoint["epoch"] == 0 and "net.layers.1.weight" in checkpoint["state_dict"]
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+
+    def killed(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.ones(3))  # the old file, whole
+
+
+# Slow enough per epoch that a signal lands mid-run, with dropout and a schedule so that resuming has
+# random state, optimizer state and scheduler state to get right.
+LONG_RUN = [
+    *SYNTHETIC,
+    "trainer.max_epochs=25",
+    "data.batch_size=10",
+    "model.hidden_dims=[256,128]",
+    "regularization=[dropout,l2]",
+    "scheduler=cosine",
+    "logger=none",
+]
+FINAL = ("test/acc", "test/loss", "val/acc_best", "val/loss", "val/acc", "train/loss", "epochs")
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    command = [sys.executable, str(REPO / "src" / "train.py"), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run_until_epoch(args: list[str], epoch_line: str, signum: int) -> tuple[int, str]:
+    process = start(args)
+    for line in process.stdout:
+        if line.startswith(epoch_line):
+            process.send_signal(signum)
+            break
+    process.stdout.read()
+    return process.wait(timeout=120), process.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_mnist, tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    process = start([*LONG_RUN, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}"])
+    assert process.wait(timeout=300) == 0, process.stderr.read()
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_sigkill_leaves_a_usable_last_checkpoint_and_resuming_matches_the_uninterrupted_run(
+    synthetic_mnist, tmp_path, uninterrupted
+):
+    run_dir = tmp_path / "killed"
+    status, _ = run_until_epoch(
+        [*LONG_RUN, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}"], "epoch 2 ", signal.SIGKILL
+    )
+    assert status == -signal.SIGKILL and not (run_dir / "metrics.json").exists()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(last)["epoch"] >= 1  # the epoch before the line, or that one
+    # A bare resume: the run's own config comes from its folder, and the results go back into it.
+    result = subprocess.run(
+        [sys.executable, str(REPO / "src" / "train.py"), f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'again'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {run_dir}" in result.stdout
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interruption_saves_a_checkpoint_says_how_to_resume_and_resumes_exactly(
+    synthetic_mnist, tmp_path, uninterrupted, signum
+):
+    run_dir = tmp_path / "interrupted"
+    args = [*LONG_RUN, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}"]
+    status, stderr = run_until_epoch(args, "epoch 1 ", signum)
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    assert status == 128 + signum
+    last_line = stderr.strip().splitlines()[-1]
+    name = signal.Signals(signum).name
+    assert last_line.startswith(f"interrupted: {name} at epoch ")
+    assert last_line.endswith(f"saved {saved}; resume with: python src/train.py ckpt_path={saved}")
+    assert "Traceback" not in stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "src" / "train.py"), f"ckpt_path={saved}", f"hydra.run.dir={tmp_path / 'again'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
+
+
+def test_run_folder_records_what_it_takes_to_repeat_the_run(make_cfg):
+    from mlplab.training import train
+
+    cfg = make_cfg("trainer.max_epochs=1", "logger=none")
+    train(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
+    for package in ("torch", "lightning", "hydra-core", "torchmetrics"):
+        assert record["packages"][package] == version(package)
+    assert record["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert record["command"].startswith(Path(sys.executable).name)
+    if (REPO / ".git").exists():
+        assert len(record["git"]["commit"]) == 40
