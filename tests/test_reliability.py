@@ -47,7 +47,21 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
     (folder / "notes.txt").write_text("not a checkpoint")
     torch.save({"state_dict": {}, "extra": Unsafe()}, folder / "pickled.ckpt")
-    return {"text": folder / "notes.txt", "pickled": folder / "pickled.ckpt", "folder": folder}
+    raw = folder / "corrupt" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (raw / name).write_bytes(b"damaged")
+    return {
+        "text": folder / "notes.txt",
+        "pickled": folder / "pickled.ckpt",
+        "folder": folder,
+        "corrupt": raw.parents[1],
+    }
 
 
 BAD_INPUT = [
@@ -68,6 +82,7 @@ BAD_INPUT = [
     (["ckpt_path={text}"], r"ckpt_path=.*notes.txt: not a PyTorch checkpoint file"),
     (["ckpt_path={pickled}"], r"ckpt_path=.*pickled.ckpt: refused, it needs pickled code to load .*Unsafe"),
     (["data.data_dir={text}"], r"data.data_dir=.*notes.txt: not a folder"),
+    (["data.data_dir={corrupt}"], r"corrupt/MNIST/raw/train-images-idx3-ubyte: md5 is \w+, expected \w+; delete it"),
     (["hydra.run.dir={text}/run"], r"hydra.run.dir=.*notes.txt/run: cannot create the run folder \(Not a directory\)"),
     (["trainer.foo=1"], r"Could not override 'trainer.foo'. To append to your config use \+trainer.foo=1"),
     (["model.hidden_dims=["], r"model.hidden_dims=\[: cannot parse this override"),
