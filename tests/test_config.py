@@ -26,7 +26,7 @@ OPTIONS = [
 def test_every_group_is_covered():
     assert set(GROUPS) == {
         "callbacks", "data", "debug", "experiment", "logger", "loss", "model", "optimizer", "regularization",
-        "scheduler", "trainer",
+        "scheduler", "sweep", "trainer",
     }  # fmt: skip
 
 
@@ -150,7 +150,7 @@ def test_logger_writes_tensorboard_into_the_run_folder(make_cfg):
     _, _, trainer = build(cfg)
     [logger] = trainer.loggers
     assert isinstance(logger, TensorBoardLogger)
-    assert Path(logger.log_dir) == Path(cfg.paths.output_dir) / "tensorboard"
+    assert Path(logger.log_dir) == Path(cfg.paths.output_dir)
     _, _, trainer = build(make_cfg("logger=none"))
     assert trainer.loggers == []
 

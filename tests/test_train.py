@@ -40,7 +40,7 @@ def test_run_folder_holds_best_and_last_checkpoints_and_tensorboard_events(train
     run_dir, metrics, _ = trained
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert checkpoints == [Path(metrics["best_checkpoint"]).name, "last.ckpt"]
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
@@ -134,7 +134,7 @@ def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path
     assert f"run folder:  {run_dir}" in result.stdout
     assert f"TensorBoard: tensorboard --logdir {run_dir}" in result.stdout
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and Path(metrics["best_checkpoint"]).is_file()
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list(run_dir.glob("events.out.tfevents.*"))
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
 
 

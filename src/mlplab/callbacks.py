@@ -1,4 +1,4 @@
-"""Callbacks of every run: a progress line for logs, resumable random state, graceful interruption."""
+"""Callbacks of every run: a progress line for logs, metric history, resumable random state, graceful interruption."""
 
 import signal
 import threading
@@ -34,6 +34,26 @@ class EpochSummary(Callback):
         # Numbered from 0 like Lightning's progress bar and checkpoint names; (done/total) in brackets.
         epoch = trainer.current_epoch
         print(f"epoch {epoch} ({epoch + 1}/{trainer.max_epochs})  {shown}  {seconds:.1f} s", flush=True)
+
+
+class History(Callback):
+    """Each epoch's validation and training metrics, kept across resumes (for curves in sweep summaries)."""
+
+    NAMES = ("val/acc", "val/loss", "train/acc", "train/loss_epoch")
+
+    def __init__(self) -> None:
+        self.epochs: dict[str, list[float]] = {name: [] for name in self.NAMES}
+
+    def on_train_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
+        for name in self.NAMES:
+            value = trainer.callback_metrics.get(name)
+            self.epochs[name].append(float("nan") if value is None else value.item())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epochs = state_dict["epochs"]
 
 
 class RandomState(Callback):

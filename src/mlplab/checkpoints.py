@@ -28,6 +28,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """A Lightning checkpoint, loaded on the CPU with weights_only=True: no pickled code ever runs."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{key}={path}: a folder; give one of its .ckpt files, e.g. {path}/checkpoints/last.ckpt")
     if not path.is_file():
         raise InputError(f"{key}={path}: no such file")
     try:
@@ -38,7 +40,7 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
             found = reason[reason.index("Unsupported global") :].split(" was not")[0]
             raise InputError(f"{key}={path}: refused, it needs pickled code to load ({found})") from None
         detail = reason.split("WeightsUnpickler error:")[-1].split(" Check the documentation")[0].strip()
-        raise InputError(f"{key}={path}: not a PyTorch checkpoint file ({detail[:150]})") from None
+        raise InputError(f"{key}={path}: not a PyTorch checkpoint file ({type(e).__name__}: {detail[:150]})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"{key}={path}: not a Lightning checkpoint (it has no state_dict)")
     return checkpoint

@@ -29,6 +29,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("trainer.max_epochs", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("seed", _integer, "an integer"),
+    ("threads", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
 ]
 
 
@@ -38,10 +39,15 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if not ok(value):
             raise InputError(f"{key}={value}: must be {allowed}")
-    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise InputError(
-            f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available here; "
-            "use trainer=cpu, or the default trainer.accelerator=auto"
-        )
+    check_accelerator(cfg.trainer)
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path)
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """Asking for a GPU where there is none is a config error, not a Lightning traceback."""
+    if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"trainer.accelerator={trainer.accelerator}: no CUDA GPU is available here; "
+            "use trainer=cpu, or the default trainer.accelerator=auto"
+        )

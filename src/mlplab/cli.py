@@ -1,16 +1,24 @@
 """Running an entry point: bad input and early stops end in one line on stderr and a non-zero exit."""
 
+import json
 import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, OverrideParseException
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mlplab.errors import InputError, RunStopped
+from mlplab.errors import InputError, Interrupted, RunStopped
+
+# Sweep job folders are named after their overrides; a file name may not pass 255 bytes.
+OmegaConf.register_new_resolver("clip", lambda text, limit=150: text[:limit], replace=True)
 
 
 def one_line(text: str) -> str:
@@ -35,11 +43,15 @@ def user_error(error: BaseException) -> str | None:
     if isinstance(error, HydraException | OmegaConfBaseException):
         message = str(error).split("\nConfig search path:")[0]
         return _unknown_option(message) or one_line(f"{message} {error.__cause__ or ''}")
+    from_hydra = any(
+        f"{os.sep}hydra{os.sep}" in frame.filename for frame in traceback.extract_tb(error.__traceback__)[-3:]
+    )
     if isinstance(error, OSError) and error.filename:
-        frames = traceback.extract_tb(error.__traceback__)
-        if any(f"{os.sep}hydra{os.sep}" in frame.filename for frame in frames[-3:]):
+        if from_hydra:
             return f"hydra.run.dir={error.filename}: cannot create the run folder ({error.strerror})"
         return f"{error.filename}: {error.strerror}"
+    if isinstance(error, ValueError) and from_hydra:  # a misuse of Hydra's own flags, e.g. -m with --cfg
+        return one_line(str(error))
     return None
 
 
@@ -65,6 +77,31 @@ def reported() -> Iterator[None]:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
+
+
+def job(task: Callable[[], object], output_dir: str | Path) -> None:
+    """Runs one job of a Hydra app. Alone, it ends like reported(). In a multirun a failed job is recorded in
+    its metrics.json and printed, and the sweep goes on (the sweep's summary sets the exit status), except on
+    Ctrl-C or SIGTERM, which stop the whole sweep."""
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        with reported():
+            task()
+        return
+    try:
+        task()
+    except RunStopped as stop:  # metrics.json already holds its status
+        print(f"{stop.status}: {stop}", file=sys.stderr)
+        if isinstance(stop, Interrupted):
+            sys.exit(stop.exit_code)
+    except Exception as error:
+        message = user_error(error)
+        if message is None:  # a bug: its traceback is worth seeing
+            traceback.print_exc()
+            message = one_line(f"{type(error).__name__}: {error}")
+        print(f"failed: {message}", file=sys.stderr)
+        metrics = Path(output_dir) / "metrics.json"
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
 
 
 def run(main: Callable[[], object]) -> None:

@@ -1,34 +1,28 @@
 """train(cfg): build everything from the composed config, fit, test the best checkpoint, report."""
 
 import json
-import logging
 import os
 import platform
 import shlex
 import subprocess
 import sys
 import time
-import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.callbacks import EpochSummary, Interruption, RandomState
+from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
 from mlplab.checkpoints import AtomicCheckpointIO, run_folder
 from mlplab.checks import check_config
 from mlplab.errors import RunStopped
 from mlplab.module import Classifier
-
-# Lightning 2.6 calls a pytree API that torch 2.14 deprecates: nothing a user can act on.
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-# Lightning advertises its cloud services in every run's output: noise in an offline lab.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: not r.getMessage().startswith("💡"))
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +45,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Train
     )
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    callbacks += [RandomState(), Interruption(checkpoints)]
+    callbacks += [History(), RandomState(), Interruption(checkpoints)]
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
         progress_bar = sys.stdout.isatty()
@@ -79,6 +73,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         with open_dict(cfg):
             cfg.paths.output_dir = str(resumed)
     output_dir = Path(cfg.paths.output_dir)
+    if threads := cpu_threads(cfg):
+        torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg)
     if trainer.is_global_zero:
@@ -102,6 +98,18 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer}
 
 
+def cpu_threads(cfg: DictConfig) -> int | None:
+    """cfg.threads, or for a job of a parallel (joblib) sweep its share of the cores; None keeps torch's default."""
+    if cfg.get("threads"):
+        return cfg.threads
+    parallel = HydraConfig.get().launcher.get("n_jobs") if HydraConfig.initialized() else None
+    if not parallel:
+        return None
+    cores = os.cpu_count() or 1
+    # Jobs that each use every core fight over them: on 2 cores, 2 jobs of 1 thread beat 2 jobs of 2.
+    return max(1, cores // (cores if parallel < 0 else min(parallel, cores)))
+
+
 def resumed_config(cfg: DictConfig) -> DictConfig:
     """For `python src/train.py ckpt_path=...` (inside a Hydra app): the config of the run that wrote the
     checkpoint with this command's overrides on top, so that a bare resume continues the same recipe."""
@@ -123,11 +131,13 @@ def _epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
 def _write_metrics(
     trainer: pl.Trainer, output_dir: Path, metrics: dict[str, float], start: float, **facts: Any
 ) -> dict[str, Any]:
+    [history] = [c for c in trainer.callbacks if isinstance(c, History)]
     record = {
         **dict(sorted(metrics.items())),
         "epochs": trainer.current_epoch,
         "train_time_s": round(time.perf_counter() - start, 2),
         **{"status": "ok", **facts},
+        "history": history.epochs,
     }
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -142,6 +152,7 @@ def run_record() -> dict[str, Any]:
         "cwd": os.getcwd(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
         "packages": {name: version(name) for name in packages},
     }
     if (REPO / ".git").exists():

@@ -1,0 +1,23 @@
+"""A training run's checkpoint read back as what eval, predict and export need: the model and its data settings."""
+
+from typing import Any
+
+from mlplab.checkpoints import load_checkpoint
+from mlplab.errors import InputError
+from mlplab.module import Classifier
+
+
+def load_trained(ckpt_path: str | None) -> tuple[Classifier, dict[str, Any]]:
+    """The trained module (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
+    if not ckpt_path:
+        raise InputError(
+            "ckpt_path is required: give ckpt_path=PATH to a checkpoint of a training run, "
+            "e.g. outputs/train/<run>/checkpoints/last.ckpt"
+        )
+    checkpoint = load_checkpoint(ckpt_path)
+    missing = [key for key in ("hyper_parameters", "datamodule_hyper_parameters") if key not in checkpoint]
+    if missing:
+        raise InputError(f"ckpt_path={ckpt_path}: not written by `python src/train.py` (it has no {missing[0]})")
+    module = Classifier(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval(), checkpoint["datamodule_hyper_parameters"]
