@@ -74,6 +74,12 @@ def compose_train(
     return cfg
 
 
+def data_overrides(data: tuple[Path, dict[str, str]]) -> list[str]:
+    """Command-line overrides that point `python src/train.py` at the synthetic data."""
+    data_dir, md5 = data
+    return [f"data.data_dir={data_dir}", "data.md5={" + ",".join(f"{k}:{v}" for k, v in md5.items()) + "}"]
+
+
 # Small, fast settings for runs on the synthetic data.
 SYNTHETIC = [
     "data.val_size=200",

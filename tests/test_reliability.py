@@ -16,12 +16,7 @@ import torch
 from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.errors import InputError
 
-from conftest import REPO, SYNTHETIC
-
-
-def data_overrides(synthetic_mnist) -> list[str]:
-    data_dir, md5 = synthetic_mnist
-    return [f"data.data_dir={data_dir}", "data.md5={" + ",".join(f"{k}:{v}" for k, v in md5.items()) + "}"]
+from conftest import REPO, SYNTHETIC, data_overrides
 
 
 def run_train(args: list[str], capsys) -> tuple[int, str]:

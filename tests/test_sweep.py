@@ -13,14 +13,9 @@ from hydra import compose, initialize_config_dir
 
 from mlplab.sweep import load_jobs, summarize
 
-from conftest import CONF_DIR, REPO, SYNTHETIC
+from conftest import CONF_DIR, REPO, SYNTHETIC, data_overrides
 
 FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none"]
-
-
-def data_overrides(synthetic_mnist) -> list[str]:
-    data_dir, md5 = synthetic_mnist
-    return [f"data.data_dir={data_dir}", "data.md5={" + ",".join(f"{k}:{v}" for k, v in md5.items()) + "}"]
 
 
 def multirun(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

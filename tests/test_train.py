@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mlplab.module import Classifier
 from mlplab.training import train
 
-from conftest import REPO, SYNTHETIC, compose_train, real_data
+from conftest import REPO, SYNTHETIC, compose_train, data_overrides, real_data
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +116,6 @@ def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "src" / "train.py"), *args], cwd=cwd, capture_output=True, text=True
     )
-
-
-def data_overrides(synthetic_mnist) -> list[str]:
-    data_dir, md5 = synthetic_mnist
-    return [f"data.data_dir={data_dir}", "data.md5={" + ",".join(f"{k}:{v}" for k, v in md5.items()) + "}"]
 
 
 def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path):

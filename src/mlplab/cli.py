@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mlplab import distributed
 from mlplab.errors import InputError, Interrupted, RunStopped
 
 # Sweep job folders are named after their overrides; a file name may not pass 255 bytes.
@@ -102,6 +103,8 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
         metrics = Path(output_dir) / "metrics.json"
         metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+    finally:
+        distributed.release()
 
 
 def run(main: Callable[[], object]) -> None:

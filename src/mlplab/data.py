@@ -7,12 +7,14 @@ import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
+from mlplab.augment import RandomDistortion
 from mlplab.errors import InputError
 
 # md5 of the official uncompressed IDX files (torchvision's MNIST/raw/ layout).
@@ -131,7 +133,12 @@ class TensorLoader:
 
 
 class MNISTDataModule(LightningDataModule):
-    """MNIST train/validation/test splits, held on the training device."""
+    """MNIST train/validation/test splits, held on the training device.
+
+    `augment` (e.g. {"rotate": 10, "scale": 0.1, "shift": 2, "elastic": 1}: mlplab.augment.RandomDistortion)
+    distorts each training batch at random, on the device, as it reaches the module; validation and test images
+    stay as they are.
+    """
 
     def __init__(
         self,
@@ -142,6 +149,7 @@ class MNISTDataModule(LightningDataModule):
         split_seed: int = 0,
         seed: int = 0,
         md5: dict[str, str] | None = None,
+        augment: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
@@ -150,6 +158,7 @@ class MNISTDataModule(LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.md5 = dict(md5) if md5 else MNIST_MD5
+        self.augment = RandomDistortion.from_config(augment) if augment else None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
@@ -198,3 +207,12 @@ class MNISTDataModule(LightningDataModule):
 
     def test_dataloader(self) -> TensorLoader:
         return self._loader("test", self.eval_batch_size, train=False)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Called just before each step, although Lightning fetches a batch ahead: the random stream is drawn in
+        # step order, so a resumed run draws the same distortions. The splits live on the device already, so this
+        # runs there. The module's example input (a bare tensor, for its summary and graph) passes untouched.
+        if self.augment is None or not (self.trainer and self.trainer.training and isinstance(batch, tuple | list)):
+            return batch
+        images, labels = batch
+        return self.augment(images), labels

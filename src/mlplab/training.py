@@ -16,11 +16,14 @@ import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
 from mlplab.checkpoints import AtomicCheckpointIO, run_folder
 from mlplab.checks import check_config
+from mlplab.dashboards import log_hparams
+from mlplab.distributed import use_job_commands
 from mlplab.errors import RunStopped
 from mlplab.module import Classifier
 
@@ -32,8 +35,10 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Trainer]:
-    """The datamodule, module and trainer that the config describes."""
+def build(
+    cfg: DictConfig, callbacks: list[pl.Callback] | None = None
+) -> tuple[pl.LightningDataModule, Classifier, pl.Trainer]:
+    """The datamodule, module and trainer that the config describes; `callbacks` are added to the trainer's."""
     datamodule = instantiate(cfg.data, _convert_="all")  # plain values: they go into checkpoints
     module = Classifier(
         model=_plain(cfg.model),
@@ -44,14 +49,19 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Train
         l2=cfg.regularization.l2,
     )
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    # The caller's callbacks (objects no config can describe, such as the search's live Optuna trial) first.
+    callbacks = [*(callbacks or []), *(instantiate(c) for c in cfg.callbacks.values() if c)]
     callbacks += [History(), RandomState(), Interruption(checkpoints)]
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
         progress_bar = sys.stdout.isatty()
     if not progress_bar:
         callbacks.append(EpochSummary())
+    if cfg.trainer.get("strategy") == "ddp":
+        use_job_commands()
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
+    if not loggers:  # logger=none: LearningRateMonitor would raise, having nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -62,8 +72,10 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, Classifier, pl.Train
     return datamodule, module, trainer
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit, test the best checkpoint on the test set, write metrics.json; return (metrics, objects).
+
+    `callbacks` are added to the trainer's (e.g. the search's pruning callback, which holds a live Optuna trial).
 
     With `ckpt_path`, training resumes into the run folder that wrote the checkpoint. A run that
     diverges or is interrupted writes metrics.json with its status, then raises RunStopped.
@@ -76,11 +88,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if threads := cpu_threads(cfg):
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, module, trainer = build(cfg)
+    datamodule, module, trainer = build(cfg, callbacks)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "run.json").write_text(json.dumps(run_record(), indent=2) + "\n")
-    for logger in trainer.loggers:
+    for logger in trainer.loggers:  # hparams.yaml: the full resolved config (the HParams tab: log_hparams below)
         logger.log_hyperparams(_plain(cfg))
 
     start = time.perf_counter()
@@ -93,6 +105,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
     metrics = _write_metrics(trainer, output_dir, {**metrics, **tested[0]}, start, best_checkpoint=best)
+    log_hparams(trainer, cfg, metrics)
     if trainer.is_global_zero:
         print(summary(metrics, output_dir), flush=True)
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer}

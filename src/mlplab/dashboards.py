@@ -1,0 +1,236 @@
+"""TensorBoard dashboards beyond the logged scalars: throughput, histograms, confusion matrices, mistakes, HParams."""
+
+import math
+import time
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from mlplab.data import MEAN, STD
+
+# The HParams tab's metric columns: what a run is judged by (val/acc_best picks, test/* reports).
+HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
+
+
+def tensorboard(trainer: Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoardLogger; None with logger=none or in debug=fast (Lightning's DummyLogger)."""
+    return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+
+
+class Dashboards(Callback):
+    """Writes what TensorBoard shows beyond the logged scalars; does nothing when the run has no TensorBoardLogger.
+
+    - at the start, with `graph`: the network, traced from the module's example_input_array (Graphs tab)
+    - every epoch: `train/samples_per_s`, and with `histograms` each Linear layer's weights (`weights/fc1`, ...)
+      and gradients (`gradients/fc1`, ...) after the epoch's last training batch
+    - every validation epoch: `val/confusion_matrix`
+    - after testing: `test/confusion_matrix`, and `test/misclassified`: up to `misclassified` wrongly classified
+      test digits labelled with prediction and truth (0: none)
+    """
+
+    def __init__(self, graph: bool = True, histograms: bool = True, misclassified: int = 32) -> None:
+        self.graph, self.histograms, self.misclassified = graph, histograms, misclassified
+        self.logger: TensorBoardLogger | None = None
+        self.epoch_start: float | None = None
+        self.batch_end = 0.0
+        self.samples = 0
+        self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # (images, predictions, truths) of test batches
+
+    def setup(self, trainer: Trainer, module: LightningModule, stage: str) -> None:
+        self.logger = tensorboard(trainer)
+        # Fed with the logits that the eval steps return (no second forward pass), on the module's device.
+        # validate_args=False: its checks would wait for the GPU on every batch.
+        self.matrix = MulticlassConfusionMatrix(module.net.num_classes, validate_args=False).to(module.device)
+
+    def on_fit_start(self, trainer: Trainer, module: LightningModule) -> None:
+        # Once per run: a resumed run (global_step > 0) already has its graph.
+        if self.logger is not None and self.graph and trainer.global_step == 0:
+            with warnings.catch_warnings():  # torch deprecates the torch.jit.trace that draws it: nothing to act on
+                warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+                self.logger.experiment.add_graph(module.net, module.example_input_array.to(module.device))
+
+    # Throughput: samples over the time from the epoch's first training batch to the end of its last, so that
+    # validation (which runs before on_train_epoch_end) is left out. Batch sizes are shapes: no GPU sync.
+    def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.epoch_start is None:  # the epoch's first batch, also the first one after a mid-epoch resume
+            self.epoch_start, self.samples = time.perf_counter(), 0
+
+    def on_train_batch_end(
+        self, trainer: Trainer, module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.samples += len(batch[1])
+        self.batch_end = time.perf_counter()
+        # Here rather than at the epoch's end: the gradients are cleared before validation.
+        if self.logger is not None and self.histograms and batch_idx + 1 == trainer.num_training_batches:
+            experiment, step = self.logger.experiment, trainer.global_step
+            linears = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
+            for number, linear in enumerate(linears, start=1):
+                # 64 even bins: TensorBoard's default of ~1,500 uneven ones takes 8 times as long for the same plot.
+                experiment.add_histogram(f"weights/fc{number}", linear.weight, step, bins=64)
+                if linear.weight.grad is not None:  # a frozen layer has none
+                    experiment.add_histogram(f"gradients/fc{number}", linear.weight.grad, step, bins=64)
+
+    def on_train_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
+        start, self.epoch_start = self.epoch_start, None
+        if self.logger is not None and start is not None:
+            # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
+            rate = self.samples * trainer.world_size / (self.batch_end - start)
+            self.logger.log_metrics({"train/samples_per_s": rate}, trainer.global_step)
+
+    def on_validation_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
+        self.matrix.reset()
+
+    def on_validation_batch_end(
+        self, trainer: Trainer, module: LightningModule, outputs: Tensor, batch: Any, batch_idx: int, *args: Any
+    ) -> None:
+        if self.logger is not None and not trainer.sanity_checking:  # the sanity check's batches are no epoch
+            self.matrix.update(outputs, batch[1])
+
+    def on_validation_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
+        if self.logger is not None and not trainer.sanity_checking:
+            image = confusion_image(self.matrix.compute(), f"Validation, epoch {trainer.current_epoch}")
+            self.logger.experiment.add_image("val/confusion_matrix", image, trainer.global_step, dataformats="HWC")
+
+    def on_test_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
+        self.matrix.reset()
+        self.mistakes = []
+
+    def on_test_batch_end(
+        self, trainer: Trainer, module: LightningModule, outputs: Tensor, batch: Any, batch_idx: int, *args: Any
+    ) -> None:
+        if self.logger is None:
+            return
+        images, labels = batch
+        self.matrix.update(outputs, labels)
+        wanted = self.misclassified - sum(len(kept) for _, _, kept in self.mistakes)
+        if wanted > 0:
+            predicted = outputs.argmax(dim=1)
+            wrong = (predicted != labels).nonzero().squeeze(1)[:wanted]
+            if len(wrong):
+                self.mistakes.append((images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu()))
+
+    def on_test_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
+        if self.logger is None:
+            return
+        step, experiment = trainer.global_step, self.logger.experiment
+        image = confusion_image(self.matrix.compute(), "Test")
+        experiment.add_image("test/confusion_matrix", image, step, dataformats="HWC")
+        if self.mistakes:
+            images, predicted, labels = (torch.cat(parts) for parts in zip(*self.mistakes, strict=True))
+            image = misclassified_image(images, predicted, labels)
+            experiment.add_image("test/misclassified", image, step, dataformats="HW")
+
+
+@cache
+def font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, the font that ships with matplotlib, `size` pixels high."""
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+
+
+# The images are drawn with Pillow rather than as matplotlib figures: a tenth of the time (about 10 ms each).
+CELL, LEFT, TOP, BOTTOM = 36, 64, 40, 48  # the confusion matrix's cells and margins, in pixels
+
+
+def confusion_image(counts: Tensor, title: str) -> np.ndarray:
+    """Counts per (true, predicted) class as an RGB image: the diagonal is right, every other number a confusion."""
+    counts = counts.cpu().numpy()
+    side = len(counts) * CELL
+    # A log scale keeps the few confusions visible next to the diagonal's hundreds; empty cells stay white.
+    shade = np.log1p(counts) / np.log1p(max(counts.max(), 1))
+    colors = (matplotlib.colormaps["Blues"](shade)[..., :3] * 255).astype(np.uint8)
+    colors[counts == 0] = 255
+    image = Image.new("RGB", (LEFT + side + 16, TOP + side + BOTTOM), "white")
+    image.paste(Image.fromarray(colors.repeat(CELL, axis=0).repeat(CELL, axis=1)), (LEFT, TOP))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((LEFT - 1, TOP - 1, LEFT + side, TOP + side), outline="gray")
+    for (true, predicted), count in np.ndenumerate(counts):
+        if count:
+            center = (LEFT + (predicted + 0.5) * CELL, TOP + (true + 0.5) * CELL)
+            color = "white" if shade[true, predicted] > 0.6 else "black"
+            draw.text(center, str(count), fill=color, font=font(11), anchor="mm")
+    for k in range(len(counts)):
+        draw.text((LEFT + (k + 0.5) * CELL, TOP + side + 6), str(k), fill="black", font=font(13), anchor="mt")
+        draw.text((LEFT - 8, TOP + (k + 0.5) * CELL), str(k), fill="black", font=font(13), anchor="rm")
+    draw.text((LEFT + side / 2, TOP + side + BOTTOM - 8), "predicted", fill="black", font=font(13), anchor="mb")
+    draw.text((6, TOP + side / 2), "true", fill="black", font=font(13), anchor="lm")
+    title = f"{title}: {np.trace(counts)} of {counts.sum()} right"
+    draw.text((LEFT + side / 2, TOP / 2), title, fill="black", font=font(15), anchor="mm")
+    return np.asarray(image)
+
+
+SCALE, LABEL, GAP, TITLE = 3, 20, 4, 32  # misclassified digits: 28 px shown as 84, under a label; in pixels
+
+
+def misclassified_image(images: Tensor, predicted: Tensor, labels: Tensor, columns: int = 8) -> np.ndarray:
+    """Wrongly classified digits as a grayscale image, each under a label with the network's answer and the truth."""
+    rows = math.ceil(len(images) / columns)
+    tiles = np.zeros((rows * columns, 28, 28))  # blank tiles complete the last row
+    tiles[: len(images)] = images[:, 0].numpy() * STD + MEAN  # undo the normalization: ink in [0, 1]
+    tiles = tiles.repeat(SCALE, axis=1).repeat(SCALE, axis=2)
+    tiles = np.pad(tiles, ((0, 0), (LABEL, GAP), (GAP, GAP)))  # the label's strip above, a gap on the other sides
+    height, width = tiles.shape[1:]
+    mosaic = tiles.reshape(rows, columns, height, width).swapaxes(1, 2).reshape(rows * height, columns * width)
+    image = Image.new("L", (columns * width, TITLE + rows * height), 255)
+    image.paste(Image.fromarray((255 * (1 - mosaic.clip(0, 1))).astype(np.uint8)), (0, TITLE))  # black ink
+    draw = ImageDraw.Draw(image)
+    title = "Misclassified test digits: prediction (truth)"
+    draw.text((image.width / 2, TITLE / 2), title, fill=0, font=font(15), anchor="mm")
+    for index, (answer, truth) in enumerate(zip(predicted.tolist(), labels.tolist(), strict=True)):
+        row, column = divmod(index, columns)
+        center = ((column + 0.5) * width, TITLE + row * height + LABEL / 2 + 2)
+        draw.text(center, f"{answer} (true {truth})", fill=0, font=font(13), anchor="mm")
+    return np.asarray(image)
+
+
+def class_name(target: str) -> str:
+    return target.rsplit(".", 1)[-1]
+
+
+def run_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The run's choices as flat, readable values: one column each in TensorBoard's HParams tab.
+
+    Every run has every key: TensorBoard takes the columns of a whole sweep from one of its runs.
+    """
+    optimizer, model, scheduler = cfg.optimizer, cfg.model, cfg.scheduler
+    on_off = {True: "on", False: "off"}  # TensorBoard would show a bool as 0 or 1
+    return {
+        "optimizer": class_name(optimizer._target_),
+        "lr": optimizer.lr,
+        # Adam's beta1 plays momentum's part (Lightning's LearningRateMonitor reports it as momentum too).
+        "momentum": optimizer.get("momentum", optimizer.get("betas", [0.0])[0]),
+        "weight_decay": optimizer.get("weight_decay", 0.0),
+        "loss": class_name(cfg.loss._target_),
+        "hidden_dims": "-".join(str(width) for width in model.hidden_dims),
+        "activation": model.activation,
+        "dropout": model.dropout,
+        "batch_norm": on_off[bool(model.batch_norm)],
+        "l1": cfg.regularization.l1,
+        "l2": cfg.regularization.l2,
+        "early_stopping": on_off[bool(cfg.callbacks.get("early_stopping"))],
+        "batch_size": cfg.data.batch_size,
+        "scheduler": class_name(scheduler.scheduler._target_) if scheduler else "none",
+        "seed": cfg.seed,
+        "max_epochs": cfg.trainer.max_epochs,
+    }
+
+
+def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> None:
+    """Writes the HParams session once the run is tested: its readable choices with its final metrics."""
+    logger = tensorboard(trainer)
+    if logger is None:
+        return
+    final = {name: metrics[name] for name in HPARAMS_METRICS if name in metrics}
+    # At the last step: Lightning also writes these values as scalar points, which must not land back at step 0.
+    logger.log_hyperparams(run_hparams(cfg), metrics=final, step=trainer.global_step)
+    logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written

@@ -1,0 +1,355 @@
+"""Hyperparameter search with Optuna: trials train in-process, unpromising ones are pruned after a validation
+epoch, the study lives in SQLite (a second call resumes it), and the best trial becomes an experiment config."""
+
+import json
+import re
+import shutil
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, LightningModule, Trainer
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from mlplab.checks import check_config
+from mlplab.cli import one_line, user_error
+from mlplab.errors import InputError, Interrupted, RunStopped
+from mlplab.sweep import report
+from mlplab.training import REPO, train
+
+# Per distribution type: the keys it needs, and those it may have.
+SPEC_KEYS = {
+    "float": ({"low", "high"}, {"log", "step"}),
+    "int": ({"low", "high"}, {"log", "step"}),
+    "categorical": ({"choices"}, set()),
+}
+# conf/train.yaml lists these groups after `experiment`, so an experiment file cannot set them: neither can best.yaml.
+NOT_IN_EXPERIMENTS = ("debug", "sweep")
+NAME_LIMIT = 150  # trial folder names, as for sweep jobs: a file name may not pass 255 bytes
+_ABSENT = object()
+
+
+def search(cfg: DictConfig) -> None:
+    """Run the study up to search.n_trials trials, then print the results table and the best configuration."""
+    settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
+    parsed = command_line()
+    fixed = [o.input_line for o in parsed]
+    distributions = searched_space(settings.space, {o.key_or_group for o in parsed})
+    check(cfg, distributions, fixed)
+    study = open_study(settings, distributions)
+    print(
+        f"study {settings.study_name}: {len(counted(study))} of {settings.n_trials} trials done; "
+        f"searching {', '.join(distributions)}; stored in {settings.storage}",
+        flush=True,
+    )
+    while len(counted(study)) < settings.n_trials:
+        run_trial(study, distributions, fixed, cfg)
+
+    report(study_dir)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        sys.exit(f"error: no trial of the study {settings.study_name} completed: no best configuration to write")
+    best = study.best_trial
+    experiment = write_best(study, cfg)
+    values = " ".join(searched_overrides(best.params, best.distributions))
+    print(f"\nbest: trial {best.number}, {settings.metric} {best.value:.4f}: {values}")
+    print(f"best configuration: {study_dir / 'best.yaml'} and {experiment}")
+    print(f"train it: python src/train.py experiment={experiment.stem}", flush=True)
+
+
+def command_line() -> list[Override]:
+    """This call's overrides of the train config, parsed; every trial gets them. (search.* configures the search.)"""
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    for override in overrides:
+        if override.is_delete():
+            raise InputError(f"{override.input_line}: a search cannot delete keys; set them instead")
+        if override.key_or_group in NOT_IN_EXPERIMENTS:
+            raise InputError(
+                f"{override.input_line}: not for a search, whose best trial becomes an experiment (which cannot "
+                f"set {override.key_or_group}); for a quick search use e.g. ++trainer.limit_train_batches=0.1"
+            )
+    return [o for o in overrides if o.key_or_group.split(".")[0] != "search"]
+
+
+def searched_space(space: Any, fixed: set[str]) -> dict[str, BaseDistribution]:
+    """The distributions to draw from: every `search.space` entry but those set to null or on the command line."""
+    if not isinstance(space, DictConfig):
+        raise InputError(
+            f"search.space={override_text(space)}: must map config keys to distributions (see conf/search.yaml)"
+        )
+    distributions = {}
+    for key, spec in space.items():
+        if spec is None:
+            continue
+        if key in fixed:
+            print(f"not searched: {key} (set on the command line)", flush=True)
+            continue
+        distributions[key] = distribution(key, spec)
+    if not distributions:
+        raise InputError("search.space: nothing left to search (every entry is null or set on the command line)")
+    return distributions
+
+
+def distribution(key: str, spec: Any) -> BaseDistribution:
+    """The Optuna distribution that a `search.space` entry describes; InputError names what is wrong."""
+    where = f"search.space.{key}"
+    kind = spec.get("type") if isinstance(spec, DictConfig) else None
+    if kind not in SPEC_KEYS:
+        raise InputError(f"{where}.type={kind}: unknown distribution; choose one of {', '.join(sorted(SPEC_KEYS))}")
+    required, optional = SPEC_KEYS[kind]
+    given = set(spec) - {"type"}
+    if not required <= given <= required | optional:
+        may = f" and may have {', '.join(sorted(optional))}" if optional else ""
+        raise InputError(f"{where}: a {kind} needs {', '.join(sorted(required))}{may}; got {', '.join(sorted(given))}")
+    args = OmegaConf.to_container(spec)
+    del args["type"]
+    try:
+        if kind == "categorical":
+            if not isinstance(args["choices"], list):
+                raise ValueError(f"choices must be a list, not {args['choices']!r}")
+            # Optuna keeps numbers and strings: a list (model.hidden_dims) is kept as its override text.
+            return CategoricalDistribution([override_text(c) if isinstance(c, list) else c for c in args["choices"]])
+        return (FloatDistribution if kind == "float" else IntDistribution)(**args)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{where}: {one_line(str(error))}") from None
+
+
+def override_text(value: Any) -> str:
+    """A value as Hydra's command line writes it: true, null, [256,128], 0.001."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ",".join(map(override_text, value)) + "]"
+    return str(value)
+
+
+def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: list[str]) -> None:
+    """Everything a trial could trip over that does not depend on its luck, before the first trial starts."""
+    settings = cfg.search
+    if not re.fullmatch(r"[\w.-]+", str(settings.study_name)):
+        raise InputError(f"search.study_name={settings.study_name}: use letters, digits, _, . and - only")
+    if not (isinstance(settings.n_trials, int) and settings.n_trials >= 1):
+        raise InputError(f"search.n_trials={settings.n_trials}: must be an integer >= 1")
+    if not str(settings.metric).startswith("val/"):
+        raise InputError(
+            f"search.metric={settings.metric}: must be a validation metric (val/...): "
+            "the test set is for reporting, never for picking"
+        )
+    if settings.direction not in ("maximize", "minimize"):
+        raise InputError(f"search.direction={settings.direction}: choose maximize or minimize")
+    if cfg.ckpt_path:
+        raise InputError(f"ckpt_path={cfg.ckpt_path}: every trial trains from scratch; drop ckpt_path")
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise InputError("-m: a search runs its own trials (search.n_trials of them); drop -m")
+    if HydraConfig.get().runtime.choices.get("experiment") == f"search_{settings.study_name}":
+        raise InputError(
+            f"experiment=search_{settings.study_name}: this search writes its best configuration to that file; "
+            "refine it under another search.study_name"
+        )
+    check_config(cfg)
+    instantiate(cfg.data).prepare_data()  # a missing or damaged data folder: one error now, not one per trial
+    groups = set(HydraConfig.get().runtime.choices)
+    for key, distribution in distributions.items():
+        if key not in groups and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise InputError(
+                f"search.space.{key}: not a key or group of the train config (see: python src/train.py --cfg job)"
+            )
+        # Every choice, or both ends of a range: each composes with the command line and passes the config checks.
+        if isinstance(distribution, CategoricalDistribution):
+            probes = distribution.choices
+        else:
+            probes = (distribution.low, distribution.high)
+        for value in probes:
+            try:
+                check_config(compose(config_name="train", overrides=[*fixed, f"{key}={override_text(value)}"]))
+            except Exception as error:
+                if (message := user_error(error)) is None:
+                    raise
+                raise InputError(f"search.space.{key}: {message}") from None
+
+
+def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution]) -> optuna.Study:
+    """The study of search.study_name in search.storage: created by the first call, loaded by the next ones."""
+    pruner = instantiate(settings.pruner) if settings.pruner else optuna.pruners.NopPruner()
+    study = optuna.create_study(
+        storage=settings.storage,
+        study_name=settings.study_name,
+        direction=settings.direction,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    if study.direction.name.lower() != settings.direction:
+        raise InputError(
+            f"search.direction={settings.direction}: the study {settings.study_name} was created to "
+            f"{study.direction.name.lower()}; keep that, or choose another search.study_name"
+        )
+    for trial in study.get_trials(deepcopy=False):
+        for key in distributions.keys() & trial.distributions.keys():
+            try:
+                optuna.distributions.check_distribution_compatibility(trial.distributions[key], distributions[key])
+            except ValueError as error:
+                raise InputError(
+                    f"search.space.{key}: differs from the study's earlier trials ({error}); "
+                    "keep it, or choose another search.study_name"
+                ) from None
+    # The same seed in every call would draw the earlier calls' first values again.
+    sampler = settings.sampler
+    seed = sampler.seed + len(study.trials) if sampler.get("seed") is not None else None
+    study.sampler = instantiate(sampler, seed=seed)
+    return study
+
+
+def counted(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that count towards search.n_trials: finished ones, but for those Ctrl-C or SIGTERM cut short."""
+    ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    return [t for t in ended if t.user_attrs.get("status") != "interrupted"]
+
+
+def run_trial(
+    study: optuna.Study, distributions: dict[str, BaseDistribution], fixed: list[str], cfg: DictConfig
+) -> None:
+    """Draw one trial's values, train them into their own folder, and tell the study how it went."""
+    trial = study.ask(distributions)
+    searched = searched_overrides(trial.params, trial.distributions)
+    overrides = [*fixed, *searched]
+    trial.set_user_attr("overrides", overrides)
+    name = f"{trial.number}_{','.join(searched)}".replace("/", "_")[:NAME_LIMIT]
+    folder = Path(cfg.paths.output_dir) / name
+    # Like a sweep job's: mlplab.sweep builds the results table from these files.
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    print(f"\ntrial {trial.number} ({len(counted(study)) + 1}/{cfg.search.n_trials}): {' '.join(searched)}", flush=True)
+    try:
+        trial_cfg = compose(config_name="train", overrides=overrides)
+        with open_dict(trial_cfg):
+            trial_cfg.paths.output_dir = str(folder)
+        metrics, _ = train(trial_cfg, callbacks=[PruneOnValidation(trial, cfg.search.metric)])
+    except Interrupted as stop:  # Ctrl-C or SIGTERM: stop the whole search, which the same command resumes
+        end(study, trial, "interrupted")
+        done = f"{len(counted(study))} of {cfg.search.n_trials} trials done"
+        print(
+            f"interrupted: {signal.Signals(stop.exit_code - 128).name} in trial {trial.number} ({done}); "
+            "run the same command again to resume the search",
+            file=sys.stderr,
+        )
+        sys.exit(stop.exit_code)
+    except RunStopped as stop:  # pruned or diverged: train() wrote metrics.json with the status
+        end(study, trial, stop.status)
+        print(f"{stop.status}: trial {trial.number}: {stop}", file=sys.stderr, flush=True)
+        return
+    except Exception as error:  # the search goes on, as a sweep does
+        if (message := user_error(error)) is None:  # a bug: its traceback is worth seeing
+            traceback.print_exc()
+            message = one_line(f"{type(error).__name__}: {error}")
+        (folder / "metrics.json").write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+        end(study, trial, "failed")
+        print(f"failed: trial {trial.number}: {message}", file=sys.stderr, flush=True)
+        return
+    except BaseException:  # e.g. Lightning's exit on a Ctrl-C outside the training loop: not a finished trial
+        end(study, trial, "interrupted")
+        raise
+    if (value := metrics.get(cfg.search.metric)) is None:
+        end(study, trial, "failed")
+        logged = ", ".join(sorted(k for k in metrics if k.startswith("val/")))
+        raise InputError(f"search.metric={cfg.search.metric}: the runs do not log it; choose one of {logged}")
+    end(study, trial, "ok", value)
+    best = study.best_trial
+    print(f"trial {trial.number}: {cfg.search.metric} {value:.4f} (best so far: trial {best.number}, {best.value:.4f})")
+
+
+def searched_overrides(params: dict[str, Any], distributions: dict[str, BaseDistribution]) -> list[str]:
+    """A trial's values as overrides, sorted by key: `optimizer.lr=0.00312`."""
+    overrides = []
+    for key, value in sorted(params.items()):
+        distribution = distributions[key]
+        if isinstance(distribution, FloatDistribution) and distribution.step is None:
+            value = float(f"{value:.3g}")  # 0.0031234567 -> 0.00312: readable names and tables
+        overrides.append(f"{key}={override_text(value)}")
+    return overrides
+
+
+def end(study: optuna.Study, trial: Trial, status: str, value: float | None = None) -> None:
+    """Record how the trial ended, in Optuna's terms and in metrics.json's (its `status` user attribute)."""
+    trial.set_user_attr("status", status)
+    state = {"ok": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(status, TrialState.FAIL)
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+
+
+class Pruned(RunStopped):
+    """The pruner ended the trial: train() records this status in metrics.json like any early stop."""
+
+    status = "pruned"
+
+
+class PruneOnValidation(Callback):
+    """Reports `metric` to the Optuna trial after each validation epoch, and ends the trial when the pruner says so.
+
+    The trial ends at the start of the next epoch, not right after validation: the epoch it was judged on is
+    complete (its history, its checkpoint, the epoch count in metrics.json), and a trial judged after its last
+    epoch is simply complete. train() records the Pruned exception as status `pruned` in metrics.json.
+    """
+
+    def __init__(self, trial: Trial, metric: str) -> None:
+        self.trial, self.metric = trial, metric
+        self.verdict: str | None = None
+
+    def on_validation_end(self, trainer: Trainer, module: LightningModule) -> None:
+        # Here, not in on_validation_epoch_end: Lightning calls callbacks before the module logs its epoch values.
+        value = trainer.callback_metrics.get(self.metric)
+        if trainer.sanity_checking or value is None:
+            return
+        self.trial.report(value.item(), step=trainer.current_epoch)
+        if self.trial.should_prune():
+            pruner = type(self.trial.study.pruner).__name__
+            self.verdict = f"{pruner} stopped it after epoch {trainer.current_epoch} ({self.metric} {value.item():.4f})"
+
+    def on_train_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
+        if self.verdict:
+            raise Pruned(self.verdict)
+
+
+def write_best(study: optuna.Study, cfg: DictConfig) -> Path:
+    """The best trial as best.yaml in the study folder and as an experiment config; returns the experiment file."""
+    settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
+    best = study.best_trial
+    name = f"search_{settings.study_name}"
+    header = [
+        f"The best trial of the Optuna search {settings.study_name!r} ({study_dir}):",
+        f"trial {best.number} of {len(counted(study))}, {settings.metric} {best.value:.4f}.",
+        f"Train it: python src/train.py experiment={name}  (command-line values still win, e.g. trainer.max_epochs=20)",
+    ]
+    text = experiment_yaml(best.user_attrs["overrides"], set(HydraConfig.get().runtime.choices), header)
+    (study_dir / "best.yaml").write_text(text)
+    experiment_dir = Path(settings.experiment_dir) if settings.experiment_dir else REPO / "conf" / "experiment"
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(study_dir / "best.yaml", experiment_dir / f"{name}.yaml")
+    return experiment_dir / f"{name}.yaml"
+
+
+def experiment_yaml(overrides: list[str], groups: set[str], header: list[str]) -> str:
+    """An experiment config, like conf/experiment/lesson.yaml, that sets what these overrides set."""
+    defaults: list[Any] = []
+    values = OmegaConf.create()
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key, value = override.key_or_group, override.value()
+        if key == "experiment":  # the recipe the trial started from: this file's values come on top of it
+            defaults.insert(0, value)
+        elif key in groups:
+            defaults.append({f"override /{key}": value})
+        else:
+            OmegaConf.update(values, key, value, force_add=True)
+    document = OmegaConf.merge({"defaults": defaults} if defaults else {}, values)
+    comments = "".join(f"# {line}\n" for line in header)
+    return f"# @package _global_\n{comments}{OmegaConf.to_yaml(document)}"

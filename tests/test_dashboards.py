@@ -1,0 +1,190 @@
+"""What a run shows in TensorBoard: scalars, HParams, images, histograms, graph, and a real server's data API."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import pytest
+import yaml
+from lightning.pytorch.callbacks import LearningRateMonitor
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from mlplab.dashboards import Dashboards
+from mlplab.training import build, train
+
+from conftest import SYNTHETIC, compose_train
+
+# Two epochs of 16 batches of 50 (800 training images); the learning rate is logged every 5 steps.
+OVERRIDES = [*SYNTHETIC, "trainer.max_epochs=2", "scheduler=cosine", "regularization=[dropout,l2]"]
+STEPS_PER_EPOCH = 16
+
+
+@pytest.fixture(scope="module")
+def run(synthetic_mnist, tmp_path_factory):
+    """One run with TensorBoard on the synthetic data: (run folder, metrics, its events with nothing dropped)."""
+    run_dir = tmp_path_factory.mktemp("dashboards") / "sgd_cosine"  # alone in its parent, as a sweep job
+    metrics, _ = train(compose_train(OVERRIDES, run_dir, synthetic_mnist))
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+    events.Reload()
+    return run_dir, metrics, events
+
+
+def test_scalars_include_learning_rate_and_throughput(run):
+    _, metrics, events = run
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
+    assert {"test/loss", "test/acc", "train/l2_penalty_epoch", "lr-SGD", "train/samples_per_s"} <= tags
+    # Per step: cosine annealing over 2 epochs keeps lr 0.01 in the first epoch and halves it in the second.
+    lr = {event.step: event.value for event in events.Scalars("lr-SGD")}
+    assert lr == pytest.approx({4: 0.01, 9: 0.01, 14: 0.01, 19: 0.005, 24: 0.005, 29: 0.005})
+    # One value per epoch, at its last step; each epoch's 800 images took less than the whole run.
+    throughput = events.Scalars("train/samples_per_s")
+    assert [event.step for event in throughput] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert all(800 / metrics["train_time_s"] < event.value < 1e7 for event in throughput)
+
+
+def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
+    run_dir, metrics, events = run
+    content = {tag: HParamsPluginData.FromString(data) for tag, data in events.PluginTagToContent("hparams").items()}
+    start = content["_hparams_/session_start_info"].session_start_info
+    hparams = {name: value.string_value or value.number_value for name, value in start.hparams.items()}
+    assert hparams == {
+        "optimizer": "SGD",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "loss": "CrossEntropyLoss",
+        "hidden_dims": "64-32",
+        "activation": "relu",
+        "dropout": 0.2,
+        "batch_norm": "off",
+        "l1": 0.0,
+        "l2": 1e-4,
+        "early_stopping": "off",
+        "batch_size": 50,
+        "scheduler": "CosineAnnealingLR",
+        "seed": 0,
+        "max_epochs": 2,
+    }
+    experiment = content["_hparams_/experiment"].experiment
+    assert [info.name.tag for info in experiment.metric_infos] == ["val/acc_best", "test/acc", "test/loss"]
+    assert "hp_metric" not in events.Tags()["scalars"]
+    # hparams.yaml keeps the whole resolved config, nested as in .hydra/config.yaml.
+    full = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+    assert full["optimizer"]["_target_"] == "torch.optim.SGD" and full["model"]["hidden_dims"] == [64, 32]
+    # TensorBoard shows a session's metric as the last value of the scalar of that name: the run's final one.
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    for name in ("val/acc_best", "test/acc", "test/loss"):
+        assert events.Scalars(name)[-1].value == pytest.approx(saved[name]) and saved[name] == metrics[name]
+        assert events.Scalars(name)[-1].step == 2 * STEPS_PER_EPOCH  # not back at step 0
+    assert 0.5 < saved["test/acc"] <= 1 and saved["val/acc_best"] >= saved["val/acc"]
+
+
+def test_images_show_confusion_matrices_and_misclassified_digits(run):
+    _, metrics, events = run
+    assert set(events.Tags()["images"]) == {"val/confusion_matrix", "test/confusion_matrix", "test/misclassified"}
+    assert [image.step for image in events.Images("val/confusion_matrix")] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    [confusion] = events.Images("test/confusion_matrix")
+    assert confusion.encoded_image_string.startswith(b"\x89PNG") and (confusion.width, confusion.height) == (440, 448)
+    # 8 digits a row, each 92 px wide and 108 px tall with its label, under a 32 px title: a row per 8 mistakes.
+    [grid] = events.Images("test/misclassified")
+    wrong = round((1 - metrics["test/acc"]) * 300)
+    rows = -(-min(wrong, 32) // 8)
+    assert wrong > 0 and (grid.width, grid.height) == (8 * 92, 32 + rows * 108)
+
+
+def test_histograms_of_each_linear_layers_weights_and_gradients(run):
+    _, _, events = run
+    layers = ("fc1", "fc2", "fc3")
+    tags = {f"{kind}/{layer}" for kind in ("weights", "gradients") for layer in layers}
+    assert set(events.Tags()["histograms"]) == tags
+    sizes = {"fc1": 784 * 64, "fc2": 64 * 32, "fc3": 32 * 10}
+    for tag in tags:
+        epochs = events.Histograms(tag)
+        assert [event.step for event in epochs] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+        histogram = epochs[-1].histogram_value
+        assert histogram.num == sizes[tag.split("/")[1]] and histogram.min < 0 < histogram.max
+        assert histogram.sum_squares > 0  # real gradients, not zeros
+
+
+def test_graph_is_written_once(run):
+    run_dir, _, events = run
+    files = sorted(run_dir.glob("events.out.tfevents.*"))
+    graphs = [event for file in files for event in EventFileLoader(str(file)).Load() if event.HasField("graph_def")]
+    assert len(graphs) == 1  # at the start of training, not again for testing
+    assert [node.op for node in events.Graph().node].count("aten::linear") == 3
+
+
+def test_graph_of_a_batch_norm_network_traces_from_the_single_example_image(make_cfg):
+    cfg = make_cfg("regularization=batch_norm")
+    _, module, trainer = build(cfg)
+    assert module.example_input_array.shape == (1, 1, 28, 28)  # batch norm takes one image in eval mode
+    [dashboards] = [c for c in trainer.callbacks if isinstance(c, Dashboards)]
+    dashboards.setup(trainer, module, "fit")
+    dashboards.on_fit_start(trainer, module)
+    trainer.logger.finalize("success")
+    events = EventAccumulator(cfg.paths.output_dir)
+    events.Reload()
+    assert [node.op for node in events.Graph().node].count("aten::batch_norm") == 2
+
+
+def test_without_tensorboard_runs_work_and_write_no_events(make_cfg, tmp_path):
+    _, _, trainer = build(make_cfg())
+    assert any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks)
+    _, _, trainer = build(make_cfg("logger=none"))  # it would raise, having no logger to write to
+    assert not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks)
+    # debug=fast: Lightning swaps the logger for a DummyLogger, which the dashboards leave alone too.
+    for overrides in (["logger=none", "trainer.max_epochs=1"], ["debug=fast"]):
+        cfg = make_cfg(*overrides)
+        cfg.paths.output_dir = str(tmp_path / overrides[0])
+        metrics, objects = train(cfg)
+        [dashboards] = [c for c in objects["trainer"].callbacks if isinstance(c, Dashboards)]
+        assert metrics["status"] == "ok" and dashboards.logger is None and 0 < metrics["test/acc"] <= 1
+        assert not list((tmp_path / overrides[0]).glob("events.out.tfevents.*"))
+
+
+def get(url: str, data: dict | None = None) -> object:
+    body = json.dumps(data).encode() if data is not None else None
+    headers = {"Content-Type": "application/json"} if body else {}
+    # TensorBoard refuses POSTs without this header (a guard against cross-site requests).
+    headers["X-XSRF-Protected"] = "1"
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_the_run(run, tmp_path):
+    run_dir, metrics, _ = run
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir.parent), "--host", "127.0.0.1"]
+        + ["--port", "0", "--load_fast=false"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # where it writes .tensorboard-info/
+    )
+    try:
+        for line in server.stderr:
+            if match := re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+/)", line):
+                break
+        else:
+            pytest.fail("TensorBoard did not start")
+        base = match.group(1)
+        assert get(base + "data/runs") == ["sgd_cosine"]
+        tags = get(base + "data/plugin/scalars/tags")["sgd_cosine"]
+        assert {"val/acc", "train/loss_epoch", "lr-SGD", "train/samples_per_s", "test/acc"} <= set(tags)
+        query = urllib.parse.urlencode({"run": "sgd_cosine", "tag": "test/acc"})
+        [*_, (_, step, value)] = get(base + "data/plugin/scalars/scalars?" + query)
+        assert step == 2 * STEPS_PER_EPOCH and value == pytest.approx(metrics["test/acc"])
+        assert "test/misclassified" in get(base + "data/plugin/images/tags")["sgd_cosine"]
+        assert "gradients/fc1" in get(base + "data/plugin/histograms/tags")["sgd_cosine"]
+        experiment = get(base + "data/plugin/hparams/experiment", {"experimentName": ""})
+        assert {info["name"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "hidden_dims", "seed"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (tmp_path / ".tensorboard-info").is_dir()
