@@ -1,0 +1,266 @@
+"""Training speed side by side, in one run: the lesson's pipeline, a plain PyTorch loop, and this project.
+
+    python scripts/benchmark.py                    # batch 64, the lesson's recipe (about 1.5 minutes)
+    python scripts/benchmark.py --batch-size 512   # the epoch time against the FLOP bound
+    python scripts/benchmark.py --batches 20       # a quick check
+
+All three train the lesson's 784-512-256-10 ReLU MLP with cross-entropy and SGD (momentum 0.9, lr 0.01):
+
+(a) the lesson's pipeline: torchvision's MNIST dataset with per-sample ToTensor + Normalize, a DataLoader
+    and a plain loop;
+(b) a plain loop over the preloaded, normalized tensors;
+(c) this project: MNISTDataModule and Classifier in the Trainer of `mlplab.training.build`, from the composed
+    default config, so with its logging and checkpointing (the progress bar off, as in logs).
+
+Each pipeline runs one epoch (or --batches) per round, rounds alternate a, b, c, and the best of --repeats
+rounds counts: other processes on the machine can only slow a round down. (c) is timed from its first
+training batch to the end of fit, less its validation passes (work that (a) and (b) do not do); its logging,
+metric updates, callbacks and checkpoint writes all count.
+
+Start-up is timed from launching a child process to a wall-clock time it prints: the bare import of torch,
+lightning, hydra, torchvision and torchmetrics, against `python src/train.py` with the default config plus one
+callback (this file's FirstStep, added by a `++callbacks.first_step` override) that prints the time as its
+first training batch starts, then ends the process.
+
+Extra `key=value` arguments are Hydra overrides for the project's runs, (c) and the start-up one. (a) and
+(b) run on the CPU: on a machine with a GPU, add trainer=cpu to compare like with like.
+"""
+
+import argparse
+import hashlib
+import io
+import itertools
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from hydra import compose, initialize_config_dir
+from lightning.pytorch import Callback, LightningModule, Trainer
+from omegaconf import DictConfig, open_dict
+from torch import Tensor, nn
+from torchvision import transforms
+
+from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, load_split, prepare_mnist
+from mlplab.training import build
+
+REPO = Path(__file__).resolve().parents[1]
+MULTIPLY_ADDS = 784 * 512 + 512 * 256 + 256 * 10  # per image, forward pass of the lesson's MLP
+# The usual count for training: 2 FLOP per multiply-add forward, 4 backward (the gradients of the weights
+# and of the layer inputs). Autograd skips the first layer's input gradient, so this bound is a generous one.
+FLOP_PER_IMAGE = 6 * MULTIPLY_ADDS
+EPOCH_IMAGES = 60_000  # epoch times are quoted for the whole MNIST training set, as in the lesson
+STARTUP_IMPORTS = "torch, lightning, hydra, torchvision, torchmetrics"
+
+
+class FirstStep(Callback):
+    """In the start-up child: print the wall clock as the first training batch starts, then end the process."""
+
+    def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
+        print(f"first training step at {time.time()!r}", flush=True)
+        os._exit(0)  # the rest of the run is not start-up
+
+
+class Clock(Callback):
+    """Seconds and images of a fit's training: first training batch to the end, less the validation passes."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.validating = 0.0
+        self.images = 0
+
+    def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
+        self.images += len(batch[1])
+
+    def on_validation_start(self, trainer: Trainer, module: LightningModule) -> None:
+        self.validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: Trainer, module: LightningModule) -> None:
+        if self.start is not None:  # the sanity check before training is start-up, not training
+            self.validating += time.perf_counter() - self.validation_start
+
+    def on_train_end(self, trainer: Trainer, module: LightningModule) -> None:
+        self.seconds = time.perf_counter() - self.start - self.validating
+
+
+def lesson_mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
+
+
+def plain_loop(batches: Iterable[tuple[Tensor, Tensor]], limit: int | None) -> tuple[int, float]:
+    """(images, seconds) of the lesson's training loop over `batches`; fetching the batches counts."""
+    torch.manual_seed(0)
+    model = lesson_mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    images = 0
+    start = time.perf_counter()
+    for x, y in itertools.islice(batches, limit):
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+        images += len(y)
+    return images, time.perf_counter() - start
+
+
+def lesson_pipeline(data_dir: Path, batch_size: int, limit: int | None) -> tuple[int, float]:
+    """(a): torchvision's dataset, per-sample transforms, a DataLoader."""
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+    dataset = torchvision.datasets.MNIST(data_dir, train=True, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    return plain_loop(loader, limit)
+
+
+def tensor_batches(images: Tensor, labels: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    for index in torch.randperm(len(labels)).split(batch_size):
+        yield images[index], labels[index]
+
+
+def project_config(data_dir: Path, md5: dict[str, str], output_dir: Path, overrides: list[str]) -> DictConfig:
+    """The train config as `python src/train.py OVERRIDES` composes it, writing into output_dir."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.data.data_dir, cfg.data.md5 = str(data_dir), md5
+    return cfg
+
+
+def project_path(cfg: DictConfig) -> tuple[int, float]:
+    """(c): (images, seconds) of one fit of the project's datamodule, module and trainer."""
+    datamodule, module, trainer = build(cfg)
+    clock = Clock()
+    trainer.callbacks.append(clock)
+    with redirect_stdout(io.StringIO()):  # the run's own epoch line
+        trainer.fit(module, datamodule=datamodule)
+    return clock.images, clock.seconds
+
+
+def child_seconds(command: list[str], env: dict[str, str]) -> float:
+    """Seconds from launching `command` to the wall-clock time (a float) on the last line it prints."""
+    start = time.time()
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    printed = re.findall(r"[0-9]+\.[0-9]+$", result.stdout, re.MULTILINE)
+    if result.returncode != 0 or not printed:
+        sys.exit(f"{' '.join(command)} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
+    return float(printed[-1]) - start
+
+
+def startup(overrides: list[str], output_dir: Path) -> tuple[float, float]:
+    """(bare import, `python src/train.py` to its first training step), in seconds."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "scripts"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("HYDRA_FULL_ERROR", None)
+    bare = [sys.executable, "-c", f"import {STARTUP_IMPORTS}, time; print(time.time())"]
+    train = [
+        sys.executable,
+        "src/train.py",
+        "++callbacks.first_step._target_=benchmark.FirstStep",
+        f"hydra.run.dir={output_dir}",
+        *overrides,
+    ]
+    return child_seconds(bare, env), child_seconds(train, env)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The best rate of a large float32 matmul: what the cores can do at all."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up: thread pool, allocator
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - start)
+    return 2 * n**3 / min(seconds) / 1e9
+
+
+def data_files(data_dir: Path | None) -> tuple[Path, dict[str, str]]:
+    """(data_dir, md5): the shipped MNIST, verified; or the IDX files in data_dir/MNIST/raw as they are."""
+    if data_dir is None:
+        prepare_mnist(REPO_DATA_DIR)
+        return REPO_DATA_DIR, MNIST_MD5
+    raw = data_dir / "MNIST" / "raw"
+    missing = [name for name in MNIST_MD5 if not (raw / name).is_file()]
+    if missing:
+        sys.exit(f"{raw}: missing {', '.join(missing)} (uncompressed IDX files)")
+    return data_dir, {name: hashlib.md5((raw / name).read_bytes()).hexdigest() for name in MNIST_MD5}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch size of all three (default 64)")
+    parser.add_argument("--batches", type=int, default=None, help="train this many batches per round, not an epoch")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the best of them counts (default 3)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="a folder with MNIST/raw/*-ubyte files")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project's runs (key=value)")
+    args = parser.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # Lightning's device and model reports
+
+    data_dir, md5 = data_files(args.data_dir)
+    images, labels = load_split(data_dir, train=True)
+    md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
+    project = [f"data.batch_size={args.batch_size}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+    if args.batches:
+        project.append(f"++trainer.limit_train_batches={args.batches}")
+    rates: dict[str, float] = {}  # the best images per second of each pipeline
+    startups: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.repeats):
+            runs = {
+                "a": lesson_pipeline(data_dir, args.batch_size, args.batches),
+                "b": plain_loop(tensor_batches(images, labels, args.batch_size), args.batches),
+                "c": project_path(project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *args.overrides])),
+            }
+            for name, (n, seconds) in runs.items():
+                rates[name] = max(rates.get(name, 0.0), n / seconds)
+            startup_overrides = [f"data.data_dir={data_dir}", md5_override, *args.overrides]
+            startups.append(startup(startup_overrides, Path(tmp) / f"startup{round_}"))
+    gflops = matmul_gflops()
+    rates["bound"] = gflops * 1e9 / FLOP_PER_IMAGE
+    bare, train = min(s[0] for s in startups), min(s[1] for s in startups)
+
+    print(report(args, rates, gflops, bare, train))
+
+
+def report(args: argparse.Namespace, rates: dict[str, float], gflops: float, bare: float, train: float) -> str:
+    """The figures as a table, then the ratios and the start-up times."""
+    batch_size = args.batch_size
+    per_round = f"{args.batches} batches" if args.batches else "one epoch"
+    lines = [
+        f"batch {batch_size}, {per_round} per round, best of {args.repeats} rounds; "
+        f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        f"{'':54}{'images/s':>10}{'s/epoch':>9}{'ms/step':>9}   (an epoch: 60,000 images)",
+    ]
+    labels = {
+        "a": "(a) lesson: DataLoader, per-sample ToTensor+Normalize",
+        "b": "(b) plain PyTorch loop on preloaded tensors",
+        "c": "(c) mlplab: Lightning Trainer built from the config",
+        "bound": f"FLOP bound: matmul at {gflops:.1f} GFLOP/s",
+    }
+    for name, label in labels.items():
+        rate = rates[name]
+        lines.append(f"{label:54}{rate:10,.0f}{EPOCH_IMAGES / rate:9.2f}{1e3 * batch_size / rate:9.3f}")
+    a, b, c, bound = rates["a"], rates["b"], rates["c"], rates["bound"]
+    lines += [
+        f"c/a {c / a:.2f}   c/b {c / b:.2f}   c's epoch / bound {bound / c:.2f}   b's epoch / bound {bound / b:.2f}",
+        f"c's extra time per step over b: {1e3 * batch_size * (1 / c - 1 / b):.3f} ms",
+        f"start-up to the first training step: python src/train.py {train:.2f} s, bare import {bare:.2f} s, "
+        f"difference {train - bare:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""scripts/benchmark.py in its short version, on the synthetic MNIST: every figure is printed and adds up."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from mlplab.data import prepare_mnist
+
+from conftest import REPO
+
+NUMBER = r"(-?[0-9][0-9,]*\.?[0-9]*)"  # 1,234.5 or -0.25
+
+
+def figures(pattern: str, text: str) -> list[float]:
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found, f"no line matches {pattern!r} in:\n{text}"
+    return [float(group.replace(",", "")) for group in found.groups()]
+
+
+def test_short_benchmark_prints_positive_consistent_figures(synthetic_mnist):
+    data_dir, md5 = synthetic_mnist
+    prepare_mnist(data_dir, md5)  # the benchmark reads the decompressed files as they are
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    command = [sys.executable, "scripts/benchmark.py", "--batches", "3", "--repeats", "1", "--data-dir", str(data_dir)]
+    result = subprocess.run([*command, "data.val_size=200"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+
+    # The printed rates are rounded to whole images per second: what is derived from them agrees to about 1%.
+    def agrees(value: float, expected: float) -> bool:
+        return value == pytest.approx(expected, rel=0.01, abs=0.01)
+
+    rates = {}
+    for name, label in (("a", r"\(a\) lesson"), ("b", r"\(b\) plain"), ("c", r"\(c\) mlplab"), ("bound", "FLOP bound")):
+        rate, epoch, step = figures(rf"^{label}.*?\s{NUMBER}\s+{NUMBER}\s+{NUMBER}$", out)
+        assert rate > 0
+        assert agrees(epoch, 60_000 / rate) and agrees(step, 64e3 / rate)  # batch 64
+        rates[name] = rate
+    (gflops,) = figures(rf"matmul at {NUMBER} GFLOP/s", out)
+    assert gflops > 1
+    assert agrees(rates["bound"], gflops * 1e9 / (6 * 535_040))  # 6 FLOP per multiply-add
+
+    c_a, c_b, c_bound, b_bound = figures(
+        rf"^c/a {NUMBER}   c/b {NUMBER}   c's epoch / bound {NUMBER}   b's epoch / bound {NUMBER}$", out
+    )
+    a, b, c, bound = rates["a"], rates["b"], rates["c"], rates["bound"]
+    assert agrees(c_a, c / a) and agrees(c_b, c / b) and agrees(c_bound, bound / c) and agrees(b_bound, bound / b)
+    (extra,) = figures(rf"^c's extra time per step over b: {NUMBER} ms$", out)
+    assert agrees(extra, 64e3 * (1 / c - 1 / b))
+
+    train, bare, difference = figures(
+        rf"^start-up to the first training step: python src/train.py {NUMBER} s, bare import {NUMBER} s, "
+        rf"difference {NUMBER} s$",
+        out,
+    )
+    # Both children import torch and Lightning: seconds, not milliseconds.
+    assert train > 0.5 and bare > 0.5 and difference == pytest.approx(train - bare, abs=0.011)
