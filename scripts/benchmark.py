@@ -50,7 +50,7 @@ from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 from torchvision import transforms
 
-from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, load_split, prepare_mnist
+from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, chunk_images, load_split, prepare_mnist
 from mlplab.training import build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ class Clock(Callback):
     def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
         if self.start is None:
             self.start = time.perf_counter()
-        self.images += len(batch[1])
+        self.images += chunk_images(batch)
 
     def on_validation_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.validation_start = time.perf_counter()
@@ -139,8 +139,11 @@ def project_config(data_dir: Path, md5: dict[str, str], output_dir: Path, overri
     return cfg
 
 
-def project_path(cfg: DictConfig) -> tuple[int, float]:
+def project_path(cfg: DictConfig, batches: int | None) -> tuple[int, float]:
     """(c): (images, seconds) of one fit of the project's datamodule, module and trainer."""
+    if batches:  # Lightning counts the chunks that the datamodule hands over, each data.chunk batches
+        with open_dict(cfg):
+            cfg.trainer.limit_train_batches = -(-batches // cfg.data.chunk)
     datamodule, module, trainer = build(cfg)
     clock = Clock()
     trainer.callbacks.append(clock)
@@ -212,8 +215,6 @@ def main() -> None:
     images, labels = load_split(data_dir, train=True)
     md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
     project = [f"data.batch_size={args.batch_size}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
-    if args.batches:
-        project.append(f"++trainer.limit_train_batches={args.batches}")
     rates: dict[str, float] = {}  # the best images per second of each pipeline
     startups: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,7 +222,9 @@ def main() -> None:
             runs = {
                 "a": lesson_pipeline(data_dir, args.batch_size, args.batches),
                 "b": plain_loop(tensor_batches(images, labels, args.batch_size), args.batches),
-                "c": project_path(project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *args.overrides])),
+                "c": project_path(
+                    project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *args.overrides]), args.batches
+                ),
             }
             for name, (n, seconds) in runs.items():
                 rates[name] = max(rates.get(name, 0.0), n / seconds)

@@ -110,8 +110,8 @@ class Batches(Callback):
         self.train: list[torch.Tensor] = []
         self.val: list[torch.Tensor] = []
 
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        self.train.append(batch[0].clone())
+    def on_train_batch_start(self, trainer, module, chunk, batch_idx):
+        self.train += [images.clone() for images, _ in chunk]
 
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:
@@ -141,7 +141,7 @@ def test_training_batches_are_distorted_and_evaluation_batches_are_not(synthetic
     augment = "data.augment={rotate:10,scale:0.1,shift:2}"
     batches, splits = fit_batches(synthetic_mnist, tmp_path / "a", augment)
     train, val = torch.cat(batches.train), torch.cat(batches.val)
-    assert len(train) == 150 and len(val) == 200
+    assert len(train) == 3 * 4 * 50 and len(val) == 200  # 3 chunks of 4 batches of 50
     assert nearest_distance(train, splits["train"][0]).min() > 0.05  # no training image arrives untouched
     assert nearest_distance(val, splits["val"][0]).max() == 0  # every validation image arrives as it is
 

@@ -20,9 +20,10 @@ from mlplab.training import build, train
 
 from conftest import SYNTHETIC, compose_train
 
-# Two epochs of 16 batches of 50 (800 training images); the learning rate is logged every 5 steps.
+# Two epochs of 16 batches of 50 (800 training images) in 4 chunks; the learning rate is logged every 2 chunks.
+# TensorBoard's step counts chunks (Lightning batches), and an epoch's values are shown at its last one.
 OVERRIDES = [*SYNTHETIC, "trainer.max_epochs=2", "scheduler=cosine", "regularization=[dropout,l2]"]
-STEPS_PER_EPOCH = 16
+EPOCH_ENDS = [3, 7]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +43,11 @@ def test_scalars_include_learning_rate_and_throughput(run):
     assert {"test/loss", "test/acc", "train/l2_penalty_epoch", "lr-SGD", "train/samples_per_s"} <= tags
     # Per step: cosine annealing over 2 epochs keeps lr 0.01 in the first epoch and halves it in the second.
     lr = {event.step: event.value for event in events.Scalars("lr-SGD")}
-    assert lr == pytest.approx({4: 0.01, 9: 0.01, 14: 0.01, 19: 0.005, 24: 0.005, 29: 0.005})
-    # One value per epoch, at its last step; each epoch's 800 images took less than the whole run.
+    assert lr == pytest.approx({1: 0.01, 3: 0.01, 5: 0.005, 7: 0.005})
+    # One value per epoch, with the epoch's other values; each epoch's 800 images took less than the whole run.
     throughput = events.Scalars("train/samples_per_s")
-    assert [event.step for event in throughput] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert [event.step for event in throughput] == [event.step for event in events.Scalars("train/loss_epoch")]
+    assert [event.step for event in throughput] == EPOCH_ENDS
     assert all(800 / metrics["train_time_s"] < event.value < 1e7 for event in throughput)
 
 
@@ -82,14 +84,14 @@ def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
     saved = json.loads((run_dir / "metrics.json").read_text())
     for name in ("val/acc_best", "test/acc", "test/loss"):
         assert events.Scalars(name)[-1].value == pytest.approx(saved[name]) and saved[name] == metrics[name]
-        assert events.Scalars(name)[-1].step == 2 * STEPS_PER_EPOCH  # not back at step 0
+        assert events.Scalars(name)[-1].step == EPOCH_ENDS[-1] + 1  # after training, not back at step 0
     assert 0.5 < saved["test/acc"] <= 1 and saved["val/acc_best"] >= saved["val/acc"]
 
 
 def test_images_show_confusion_matrices_and_misclassified_digits(run):
     _, metrics, events = run
     assert set(events.Tags()["images"]) == {"val/confusion_matrix", "test/confusion_matrix", "test/misclassified"}
-    assert [image.step for image in events.Images("val/confusion_matrix")] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert [image.step for image in events.Images("val/confusion_matrix")] == EPOCH_ENDS
     [confusion] = events.Images("test/confusion_matrix")
     assert confusion.encoded_image_string.startswith(b"\x89PNG") and (confusion.width, confusion.height) == (440, 448)
     # 8 digits a row, each 92 px wide and 108 px tall with its label, under a 32 px title: a row per 8 mistakes.
@@ -107,7 +109,7 @@ def test_histograms_of_each_linear_layers_weights_and_gradients(run):
     sizes = {"fc1": 784 * 64, "fc2": 64 * 32, "fc3": 32 * 10}
     for tag in tags:
         epochs = events.Histograms(tag)
-        assert [event.step for event in epochs] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+        assert [event.step for event in epochs] == EPOCH_ENDS
         histogram = epochs[-1].histogram_value
         assert histogram.num == sizes[tag.split("/")[1]] and histogram.min < 0 < histogram.max
         assert histogram.sum_squares > 0  # real gradients, not zeros
@@ -179,7 +181,7 @@ def test_tensorboard_serves_the_run(run, tmp_path):
         assert {"val/acc", "train/loss_epoch", "lr-SGD", "train/samples_per_s", "test/acc"} <= set(tags)
         query = urllib.parse.urlencode({"run": "sgd_cosine", "tag": "test/acc"})
         [*_, (_, step, value)] = get(base + "data/plugin/scalars/scalars?" + query)
-        assert step == 2 * STEPS_PER_EPOCH and value == pytest.approx(metrics["test/acc"])
+        assert step == EPOCH_ENDS[-1] + 1 and value == pytest.approx(metrics["test/acc"])
         assert "test/misclassified" in get(base + "data/plugin/images/tags")["sgd_cosine"]
         assert "gradients/fc1" in get(base + "data/plugin/histograms/tags")["sgd_cosine"]
         experiment = get(base + "data/plugin/hparams/experiment", {"experimentName": ""})

@@ -1,7 +1,9 @@
 import pytest
 import torch
+from lightning.pytorch import Trainer
 from torch import nn
 
+from mlplab.data import Chunks, TensorLoader
 from mlplab.errors import InputError
 from mlplab.losses import SoftmaxMSELoss
 from mlplab.model import ACTIVATIONS, MLP
@@ -27,18 +29,46 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
     assert penalties["l2_penalty"].item() == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
 
 
-def test_penalties_add_to_the_training_loss():
-    torch.manual_seed(0)
-    batch = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
-    plain = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
-    penalized = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER, l1=1e-3, l2=1e-2)
-    penalized.load_state_dict(plain.state_dict())
-    for module in (plain, penalized):
-        module.log = lambda *args, **kwargs: None  # no trainer attached
-    penalty = sum(penalized.penalties().values())
-    assert penalized.training_step(batch, 0).item() == pytest.approx(
-        plain.training_step(batch, 0).item() + penalty.item()
+def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, chunk: int) -> Trainer:
+    """Train one epoch of batches of 8 in order, handed over `chunk` at a time, with a bare Trainer."""
+    trainer = Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
     )
+    trainer.fit(module, train_dataloaders=Chunks(TensorLoader(images, labels, 8, train=False), chunk))
+    return trainer
+
+
+def test_penalties_add_their_gradient_to_each_step():
+    torch.manual_seed(0)
+    images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    model = {**MODEL, "batch_norm": False}
+    plain = Classifier(model=model, loss=LOSS, optimizer=OPTIMIZER)
+    penalized = Classifier(model=model, loss=LOSS, optimizer=OPTIMIZER, l1=1e-3, l2=1e-2)
+    penalized.load_state_dict(plain.state_dict())
+    start = {name: value.clone() for name, value in plain.net.state_dict().items()}
+    for module in (plain, penalized):
+        train_once(module, images, labels, chunk=1)
+    for name, weight in start.items():
+        # SGD: w - lr * (data gradient + l1 * sign(w) + 2 * l2 * w), on Linear weights only
+        penalty = 1e-3 * weight.sign() + 2 * 1e-2 * weight if name.endswith("weight") else 0
+        expected = plain.net.state_dict()[name] - OPTIMIZER["lr"] * penalty
+        torch.testing.assert_close(penalized.net.state_dict()[name], expected)
+
+
+def test_a_chunk_takes_one_optimizer_step_per_batch():
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    chunked = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
+    single = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
+    single.load_state_dict(chunked.state_dict())
+    # 5 batches: chunks of 3 and 2, against 5 chunks of 1
+    assert (
+        train_once(chunked, images, labels, chunk=3).global_step
+        == train_once(single, images, labels, 1).global_step
+        == 5
+    )
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(chunked.state_dict()[name], value)
 
 
 def test_softmax_mse_is_the_squared_distance_to_the_one_hot_target():

@@ -88,12 +88,40 @@ def test_epoch_schedulers_shape_the_learning_rate(make_cfg, scheduler, overrides
     assert optimizer.param_groups[0]["lr"] == pytest.approx(final_lr, abs=1e-12)
 
 
-def test_onecycle_spans_exactly_the_runs_optimizer_steps(make_cfg):
-    _, objects = train(make_cfg("scheduler=onecycle", "logger=none"))
+@pytest.mark.parametrize(
+    ("overrides", "steps"),
+    [
+        ([], 3 * 16),  # 3 epochs of 16 batches, in chunks of 4
+        (["data.chunk=5"], 3 * 16),  # chunks of 5, 5, 5 and 1
+        (["data.chunk=5", "++trainer.limit_train_batches=2"], 3 * 10),  # 2 chunks of 5 per epoch
+        (["++trainer.max_steps=21"], 21),  # the run ends inside a chunk
+    ],
+)
+def test_onecycle_spans_exactly_the_runs_optimizer_steps(make_cfg, overrides, steps):
+    _, objects = train(make_cfg("scheduler=onecycle", "logger=none", *overrides))
     trainer = objects["trainer"]
     [config] = trainer.lr_scheduler_configs
-    assert config.interval == "step" and config.scheduler.total_steps == trainer.global_step == 3 * 16
-    assert max(config.scheduler.get_last_lr()) < 0.01 / 100  # annealed far below the peak (optimizer.lr)
+    assert config.scheduler.total_steps == trainer.global_step == config.scheduler.last_epoch == steps
+    assert max(config.scheduler.get_last_lr()) < 0.01 / 50  # annealed far below the peak (optimizer.lr)
+
+
+def test_the_chunk_size_changes_the_speed_only(make_cfg, tmp_path):
+    runs = []
+    for chunk in (1, 5):
+        cfg = make_cfg(
+            f"data.chunk={chunk}", "regularization=[dropout,batch_norm,l1,l2]", "scheduler=cosine", "logger=none"
+        )
+        cfg.paths.output_dir = str(tmp_path / f"chunk{chunk}")
+        metrics, objects = train(cfg)
+        runs.append((metrics, objects["module"].state_dict(), objects["trainer"].global_step))
+    (one, weights_one, steps_one), (five, weights_five, steps_five) = runs
+    assert steps_one == steps_five == 3 * 16
+    for name, value in weights_one.items():
+        assert torch.equal(weights_five[name], value), name  # the same steps in the same order: the same bits
+    for name in ("test/loss", "test/acc", "val/acc_best", "train/acc"):
+        assert five[name] == one[name], name
+    for name in ("train/loss_epoch", "train/l1_penalty_epoch", "train/l2_penalty_epoch"):
+        assert five[name] == pytest.approx(one[name], rel=1e-6), name  # the same means, summed in another order
 
 
 def test_same_seed_gives_identical_metrics_and_another_seed_differs(make_cfg, tmp_path):

@@ -72,10 +72,10 @@ class RandomState(Callback):
 
 
 class Interruption(Callback):
-    """Ctrl-C or SIGTERM ends training after the current batch, once checkpoints/interrupted.ckpt is saved.
+    """Ctrl-C or SIGTERM ends training after the current chunk of batches, once checkpoints/interrupted.ckpt is saved.
 
-    Stopping between batches keeps the checkpoint consistent (no half-applied optimizer step), and the
-    datamodule resumes the epoch at the next batch. A second Ctrl-C stops at once, without a checkpoint.
+    Stopping between chunks keeps the checkpoint consistent (no half-applied optimizer step), and the
+    datamodule resumes the epoch at the next chunk. A second Ctrl-C stops at once, without a checkpoint.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -100,9 +100,9 @@ class Interruption(Callback):
         if self.received is None:
             return
         trainer.save_checkpoint(self.path, weights_only=False)  # the full training state, to resume
-        name, batch = signal.Signals(self.received).name, trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        name = signal.Signals(self.received).name
         raise Interrupted(
-            f"{name} at epoch {trainer.current_epoch}, batch {batch}; saved {self.path}; "
+            f"{name} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {self.path}; "
             f"resume with: python src/train.py ckpt_path={self.path}",
             self.received,
         )

@@ -25,9 +25,13 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.val_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.chunk", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("trainer.max_epochs", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    # The module steps the optimizer itself (once per batch of a chunk), where Lightning cannot clip or accumulate.
+    ("trainer.gradient_clip_val", lambda v: v is None, "unset: Lightning cannot clip the module's own steps"),
+    ("trainer.accumulate_grad_batches", lambda v: v in (None, 1), "1: for larger steps raise data.batch_size"),
     ("seed", _integer, "an integer"),
     ("threads", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
 ]

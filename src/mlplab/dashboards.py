@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mlplab.data import MEAN, STD
+from mlplab.data import MEAN, STD, Chunk, chunk_images
 
 # The HParams tab's metric columns: what a run is judged by (val/acc_best picks, test/* reports).
 HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -26,6 +26,12 @@ HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
 def tensorboard(trainer: Trainer) -> TensorBoardLogger | None:
     """The run's TensorBoardLogger; None with logger=none or in debug=fast (Lightning's DummyLogger)."""
     return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+
+
+def scalar_step(trainer: Trainer) -> int:
+    """The step Lightning writes the logged scalars at: training chunks so far (not optimizer steps; see
+    mlplab.data.Chunks). Dashboards use it too, so that all of a run's curves and images share one axis."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 class Dashboards(Callback):
@@ -43,7 +49,6 @@ class Dashboards(Callback):
         self.graph, self.histograms, self.misclassified = graph, histograms, misclassified
         self.logger: TensorBoardLogger | None = None
         self.epoch_start: float | None = None
-        self.batch_end = 0.0
         self.samples = 0
         self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # (images, predictions, truths) of test batches
 
@@ -60,33 +65,33 @@ class Dashboards(Callback):
                 warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
                 self.logger.experiment.add_graph(module.net, module.example_input_array.to(module.device))
 
-    # Throughput: samples over the time from the epoch's first training batch to the end of its last, so that
-    # validation (which runs before on_train_epoch_end) is left out. Batch sizes are shapes: no GPU sync.
+    # Throughput: samples over the time from the epoch's first training chunk to the end of its last, so that
+    # validation is left out. Batch sizes are shapes: no GPU sync.
     def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
         if self.epoch_start is None:  # the epoch's first batch, also the first one after a mid-epoch resume
             self.epoch_start, self.samples = time.perf_counter(), 0
 
     def on_train_batch_end(
-        self, trainer: Trainer, module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: Trainer, module: LightningModule, outputs: Any, batch: Chunk, batch_idx: int
     ) -> None:
-        self.samples += len(batch[1])
-        self.batch_end = time.perf_counter()
-        # Here rather than at the epoch's end: the gradients are cleared before validation.
-        if self.logger is not None and self.histograms and batch_idx + 1 == trainer.num_training_batches:
-            experiment, step = self.logger.experiment, trainer.global_step
+        self.samples += chunk_images(batch)
+        if batch_idx + 1 != trainer.num_training_batches:
+            return
+        # The epoch's last chunk; validation comes next (and clears the gradients), the epoch's end after it.
+        start, self.epoch_start = self.epoch_start, None
+        if self.logger is None:
+            return
+        experiment, step = self.logger.experiment, scalar_step(trainer)
+        # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
+        rate = self.samples * trainer.world_size / (time.perf_counter() - start)
+        self.logger.log_metrics({"train/samples_per_s": rate}, step)
+        if self.histograms:
             linears = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
             for number, linear in enumerate(linears, start=1):
                 # 64 even bins: TensorBoard's default of ~1,500 uneven ones takes 8 times as long for the same plot.
                 experiment.add_histogram(f"weights/fc{number}", linear.weight, step, bins=64)
                 if linear.weight.grad is not None:  # a frozen layer has none
                     experiment.add_histogram(f"gradients/fc{number}", linear.weight.grad, step, bins=64)
-
-    def on_train_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
-        start, self.epoch_start = self.epoch_start, None
-        if self.logger is not None and start is not None:
-            # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
-            rate = self.samples * trainer.world_size / (self.batch_end - start)
-            self.logger.log_metrics({"train/samples_per_s": rate}, trainer.global_step)
 
     def on_validation_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
@@ -100,7 +105,7 @@ class Dashboards(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
         if self.logger is not None and not trainer.sanity_checking:
             image = confusion_image(self.matrix.compute(), f"Validation, epoch {trainer.current_epoch}")
-            self.logger.experiment.add_image("val/confusion_matrix", image, trainer.global_step, dataformats="HWC")
+            self.logger.experiment.add_image("val/confusion_matrix", image, scalar_step(trainer), dataformats="HWC")
 
     def on_test_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
@@ -123,7 +128,7 @@ class Dashboards(Callback):
     def on_test_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
         if self.logger is None:
             return
-        step, experiment = trainer.global_step, self.logger.experiment
+        step, experiment = scalar_step(trainer), self.logger.experiment
         image = confusion_image(self.matrix.compute(), "Test")
         experiment.add_image("test/confusion_matrix", image, step, dataformats="HWC")
         if self.mistakes:
@@ -232,5 +237,5 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
         return
     final = {name: metrics[name] for name in HPARAMS_METRICS if name in metrics}
     # At the last step: Lightning also writes these values as scalar points, which must not land back at step 0.
-    logger.log_hyperparams(run_hparams(cfg), metrics=final, step=trainer.global_step)
+    logger.log_hyperparams(run_hparams(cfg), metrics=final, step=scalar_step(trainer))
     logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written

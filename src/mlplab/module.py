@@ -1,5 +1,6 @@
 """The LightningModule: network, loss, L1/L2 penalties, metrics, optimizer and schedule."""
 
+from collections import defaultdict
 from functools import partial
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mlplab.data import Chunk
 from mlplab.errors import Diverged
 
 Batch = tuple[Tensor, Tensor]
@@ -33,6 +35,7 @@ class Classifier(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
+        self.automatic_optimization = False  # training_step steps once per batch of a chunk
         self.net = instantiate(model)
         self.criterion = instantiate(loss)
         classes = self.net.num_classes
@@ -50,6 +53,8 @@ class Classifier(LightningModule):
 
     def penalties(self) -> dict[str, Tensor]:
         """The L1 and L2 terms that are switched on, over Linear weights only (no biases, no batch norm)."""
+        if not (self.hparams.l1 or self.hparams.l2):
+            return {}
         weights = [m.weight for m in self.net.modules() if isinstance(m, nn.Linear)]
         terms = {}
         if self.hparams.l1:
@@ -58,21 +63,64 @@ class Classifier(LightningModule):
             terms["l2_penalty"] = self.hparams.l2 * sum(w.pow(2).sum() for w in weights)
         return terms
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        x, y = batch
-        logits = self.net(x)
-        loss = self.criterion(logits, y)
-        if not torch.isfinite(loss):  # stop at once: every later step would be wasted
-            raise Diverged(f"train/loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}")
-        self.train_acc(logits, y)
+    def training_step(self, chunk: Chunk, batch_idx: int) -> None:
+        # The optimizer steps here, once per batch of the chunk, rather than once per Lightning batch: the
+        # datamodule hands over several batches at a time so that Lightning's per-batch cost is paid less often.
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        interval = self.hparams.scheduler["interval"] if scheduler else None
+        if self.trainer.max_steps != -1:  # max_steps counts optimizer steps: it may end the run mid-chunk
+            chunk = chunk[: self.trainer.max_steps - self.global_step]
+        losses, outputs, penalties = [], [], defaultdict(list)
+        for x, y in chunk:
+            logits = self.net(x)
+            loss = self.criterion(logits, y)
+            terms = self.penalties()
+            optimizer.zero_grad()
+            self.manual_backward(sum(terms.values(), loss))
+            optimizer.step()
+            if interval == "step":
+                scheduler.step()
+            losses.append(loss.detach())
+            outputs.append(logits.detach())
+            for name, value in terms.items():
+                penalties[name].append(value.detach())
+        if interval == "epoch" and self._last_chunk():  # where Lightning would step it: before validation
+            scheduler.step()
+        self._log_chunk(chunk, losses, outputs, penalties)
+
+    def _last_chunk(self) -> bool:
+        """Whether this is the epoch's last training chunk."""
+        trainer = self.trainer
+        return (
+            trainer.is_last_batch
+            or trainer.fit_loop.epoch_loop.batch_progress.current.ready == trainer.num_training_batches
+        )
+
+    def _log_chunk(
+        self, chunk: Chunk, losses: list[Tensor], outputs: list[Tensor], penalties: dict[str, list[Tensor]]
+    ) -> None:
+        """Check and log the chunk's steps: one GPU sync and one set of log calls per Lightning batch."""
+        finite = torch.isfinite(torch.stack(losses))
+        if not finite.all():  # stop at once: every later step would be wasted
+            first = int(finite.logical_not().nonzero()[0])
+            step = self.global_step - len(losses) + first
+            raise Diverged(f"train/loss is {losses[first].item()} at epoch {self.current_epoch}, step {step}")
+        labels = [y for _, y in chunk]
+        self.train_acc.update(torch.cat(outputs), torch.cat(labels))
+        # Means over the chunk's images; Lightning weighs each chunk by its images for the epoch means.
+        images = sum(len(y) for y in labels)
+        weights = torch.tensor([len(y) / images for y in labels], device=finite.device)
+
+        def mean(values: list[Tensor]) -> Tensor:
+            return (torch.stack(values) * weights).sum()
+
         # train/loss is the data loss alone, so runs with and without penalties compare fairly.
         # sync_dist: under DDP the epoch means cover every process's batches (a no-op in one process).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        kwargs = {"on_step": True, "on_epoch": True, "sync_dist": True, "batch_size": images}
+        self.log("train/loss", mean(losses), prog_bar=True, **kwargs)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
-        for name, value in self.penalties().items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=True, sync_dist=True)
-            loss = loss + value
-        return loss
+        for name, values in penalties.items():
+            self.log(f"train/{name}", mean(values), **kwargs)
 
     def _eval_step(self, stage: str, batch: Batch) -> Tensor:
         x, y = batch
@@ -108,9 +156,15 @@ class Classifier(LightningModule):
         optimizer = instantiate(self.hparams.optimizer)(self.parameters())
         if not self.hparams.scheduler:
             return optimizer
-        config = dict(self.hparams.scheduler)
-        make_scheduler = instantiate(config.pop("scheduler"))
+        make_scheduler = instantiate(self.hparams.scheduler["scheduler"])
         # A null total_steps (OneCycleLR) means: every optimizer step of this run.
         if "total_steps" in make_scheduler.keywords and make_scheduler.keywords["total_steps"] is None:
-            make_scheduler = partial(make_scheduler, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer), **config}}
+            make_scheduler = partial(make_scheduler, total_steps=self.total_steps())
+        return {"optimizer": optimizer, "lr_scheduler": make_scheduler(optimizer)}
+
+    def total_steps(self) -> int:
+        """The optimizer steps this fit will take: batches per epoch (of the chunks trained) times epochs."""
+        trainer = self.trainer
+        trainer.estimated_stepping_batches  # noqa: B018 (Lightning loads the training data to count its chunks)
+        steps = trainer.train_dataloader.batches(trainer.num_training_batches) * trainer.max_epochs
+        return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
