@@ -146,7 +146,7 @@ def project_path(cfg: DictConfig, batches: int | None) -> tuple[int, float]:
             cfg.trainer.limit_train_batches = -(-batches // cfg.data.chunk)
     datamodule, module, trainer = build(cfg)
     clock = Clock()
-    trainer.callbacks.append(clock)
+    trainer.callbacks.insert(0, clock)  # before the checkpoint callbacks: their writes after validation count
     with redirect_stdout(io.StringIO()):  # the run's own epoch line
         trainer.fit(module, datamodule=datamodule)
     return clock.images, clock.seconds
