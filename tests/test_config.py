@@ -17,7 +17,7 @@ from mlplab.training import build
 
 from conftest import CONF_DIR
 
-# conf/hydra/ holds settings for Hydra's own groups (hydra/launcher=slurm), not a group of ours.
+# conf/hydra/ holds settings for Hydra's own groups (hydra/launcher=slurm, hydra/output=mlplab), not groups of ours.
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [
     (g, p.stem)

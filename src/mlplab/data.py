@@ -25,7 +25,8 @@ MNIST_MD5 = {
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 MEAN, STD = 0.1307, 0.3081  # the lesson's normalization constants
-REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+REPO = Path(__file__).resolve().parents[2]  # the repository this package is installed from (pip install -e .)
+REPO_DATA_DIR = REPO / "data"
 
 
 def _md5(path: Path) -> str:

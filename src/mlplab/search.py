@@ -24,9 +24,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from mlplab.checks import check_config
 from mlplab.cli import one_line, user_error
+from mlplab.data import REPO
 from mlplab.errors import InputError, Interrupted, RunStopped
 from mlplab.sweep import report
-from mlplab.training import REPO, train
+from mlplab.training import train
 
 # Per distribution type: the keys it needs, and those it may have.
 SPEC_KEYS = {

@@ -23,11 +23,10 @@ from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
 from mlplab.checkpoints import AtomicCheckpointIO, run_folder
 from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
+from mlplab.data import REPO
 from mlplab.distributed import use_job_commands
 from mlplab.errors import RunStopped
 from mlplab.module import Classifier
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _plain(node: Any) -> Any:
