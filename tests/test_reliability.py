@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
+from mlplab.checks import check_config
 from mlplab.errors import InputError
+from mlplab.training import train
 
 from conftest import REPO, SYNTHETIC, data_overrides
 
@@ -75,6 +77,7 @@ BAD_INPUT = [
     (["regularization.l1=-1e-5"], r"regularization.l1=-1e-05: must be a number >= 0"),
     (["regularization.l2=-1"], r"regularization.l2=-1: must be a number >= 0"),
     (["trainer.max_epochs=0"], r"trainer.max_epochs=0: must be an integer >= 1"),
+    (["scheduler=cosine", "scheduler.interval=steps"], r"scheduler.interval=steps: must be step or epoch"),
     (["data.val_size=1000"], r"data.val_size=1000: must be between 1 and 999 \(the training set has 1000 images\)"),
     (["ckpt_path={folder}/missing.ckpt"], r"ckpt_path=.*missing.ckpt: no such file"),
     (["ckpt_path={text}"], r"ckpt_path=.*notes.txt: not a PyTorch checkpoint file"),
@@ -149,12 +152,13 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.ones(3))  # the old file, whole
 
 
-# Slow enough per epoch that a signal lands mid-run, with dropout and a schedule so that resuming has
-# random state, optimizer state and scheduler state to get right.
+# Slow enough per epoch that a signal lands mid-run, with dropout, distortions and a schedule so that resuming
+# has random states (torch's and the distortions'), optimizer state and scheduler state to get right.
 LONG_RUN = [
     *SYNTHETIC,
     "trainer.max_epochs=25",
     "data.batch_size=10",
+    "data.augment={rotate:10,shift:1}",
     "model.hidden_dims=[256,128]",
     "regularization=[dropout,l2]",
     "scheduler=cosine",
@@ -246,3 +250,11 @@ def test_run_folder_records_what_it_takes_to_repeat_the_run(make_cfg):
     assert record["command"].startswith(Path(sys.executable).name)
     if (REPO / ".git").exists():
         assert len(record["git"]["commit"]) == 40
+
+
+def test_resuming_with_another_chunk_size_is_refused(make_cfg):
+    metrics, _ = train(make_cfg("trainer.max_epochs=1", "logger=none"))
+    last = Path(metrics["best_checkpoint"]).parent / "last.ckpt"
+    with pytest.raises(InputError) as raised:
+        check_config(make_cfg("data.chunk=8", f"ckpt_path={last}"))
+    assert str(raised.value) == f"data.chunk=8: {last} was trained with data.chunk=4; resume with the same chunk size"

@@ -109,7 +109,11 @@ def test_the_chunk_size_changes_the_speed_only(make_cfg, tmp_path):
     runs = []
     for chunk in (1, 5):
         cfg = make_cfg(
-            f"data.chunk={chunk}", "regularization=[dropout,batch_norm,l1,l2]", "scheduler=cosine", "logger=none"
+            f"data.chunk={chunk}",
+            "regularization=[dropout,batch_norm,l1,l2]",
+            "data.augment={rotate:10,scale:0.1,shift:2,elastic:1}",
+            "scheduler=cosine",
+            "logger=none",
         )
         cfg.paths.output_dir = str(tmp_path / f"chunk{chunk}")
         metrics, objects = train(cfg)

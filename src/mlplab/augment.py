@@ -38,7 +38,7 @@ class RandomDistortion:
     """Draws, per image and per call, a rotation within ±rotate degrees, a scale within 1 ± scale, a shift
     within ±shift pixels on each axis and a smooth elastic displacement of up to about ±elastic pixels.
 
-    Uses torch's global generator, so a seeded run (and a resumed one, which restores it) sees the same ones.
+    Draws from `generator` (on the images' device): the datamodule keeps one of its own, seeded and checkpointed.
     """
 
     KEYS = ("rotate", "scale", "shift", "elastic")
@@ -59,11 +59,11 @@ class RandomDistortion:
             raise InputError(f"data.augment.{unknown[0]}: unknown key; choose from {', '.join(cls.KEYS)}")
         return cls(**options)
 
-    def __call__(self, images: Tensor) -> Tensor:
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         n, _, h, w = images.shape
 
         def uniform(*shape: int) -> Tensor:  # in [-1, 1)
-            return torch.rand(*shape, device=images.device) * 2 - 1
+            return torch.rand(*shape, device=images.device, generator=generator) * 2 - 1
 
         flow = None
         if self.elastic:

@@ -43,9 +43,20 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if not ok(value):
             raise InputError(f"{key}={value}: must be {allowed}")
+    if OmegaConf.select(cfg, "scheduler.interval") not in (None, "step", "epoch"):
+        raise InputError(f"scheduler.interval={cfg.scheduler.interval}: must be step or epoch")
     check_accelerator(cfg.trainer)
     if cfg.get("ckpt_path"):
-        load_checkpoint(cfg.ckpt_path)
+        check_resume(cfg.data.chunk, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+
+
+def check_resume(chunk: int, checkpoint: dict[str, Any], ckpt_path: str) -> None:
+    """A run resumes mid-epoch by counting the chunks it trained: the chunk size must be the checkpoint's."""
+    saved = checkpoint.get("datamodule_hyper_parameters", {}).get("chunk")
+    if saved != chunk:
+        raise InputError(
+            f"data.chunk={chunk}: {ckpt_path} was trained with data.chunk={saved}; resume with the same chunk size"
+        )
 
 
 def check_accelerator(trainer: DictConfig) -> None:

@@ -187,7 +187,7 @@ class MNISTDataModule(LightningDataModule):
         seed: int = 0,
         md5: dict[str, str] | None = None,
         augment: dict[str, float] | None = None,
-        chunk: int = 1,
+        chunk: int = 16,
     ) -> None:
         super().__init__()
         # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
@@ -198,6 +198,7 @@ class MNISTDataModule(LightningDataModule):
         self.md5 = dict(md5) if md5 else MNIST_MD5
         self.chunk = chunk
         self.augment = RandomDistortion.from_config(augment) if augment else None
+        self.generator: torch.Generator | None = None  # the distortions' random stream, made in setup
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
@@ -222,6 +223,18 @@ class MNISTDataModule(LightningDataModule):
             "test": load_split(self.data_dir, train=False),
         }
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+        if self.augment:
+            # A stream of its own, apart from dropout's (torch's global one): drawing a chunk's distortions before
+            # its steps then draws the same numbers as drawing each just before its step would.
+            self.generator = torch.Generator(device).manual_seed(self.seed + 1_000_003)
+
+    # The distortions' stream in checkpoints, so that a resumed run draws what an uninterrupted one would.
+    def state_dict(self) -> dict[str, Any]:
+        return {"augment_generator": self.generator.get_state()} if self.generator else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.generator and "augment_generator" in state_dict:
+            self.generator.set_state(state_dict["augment_generator"])
 
     def _loader(self, split: str, batch_size: int, train: bool) -> TensorLoader:
         if not self.trainer:
@@ -248,9 +261,9 @@ class MNISTDataModule(LightningDataModule):
         return self._loader("test", self.eval_batch_size, train=False)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Called just before each step, although Lightning fetches a batch ahead: the random stream is drawn in
-        # step order, so a resumed run draws the same distortions. The splits live on the device already, so this
+        # Called just before each chunk's steps, although Lightning fetches a chunk ahead: the distortions' stream is
+        # drawn in step order, so a resumed run draws the same ones. The splits live on the device already, so this
         # runs there. The module's example input (a bare tensor, for its summary and graph) passes untouched.
         if self.augment is None or not (self.trainer and self.trainer.training and isinstance(batch, list)):
             return batch
-        return [(self.augment(images), labels) for images, labels in batch]
+        return [(self.augment(images, self.generator), labels) for images, labels in batch]

@@ -18,7 +18,7 @@ Batch = tuple[Tensor, Tensor]
 
 
 class Classifier(LightningModule):
-    """Trains the network that `model` describes.
+    """Trains the network that `model` describes, on training batches that arrive in chunks (mlplab.data.Chunks).
 
     `model`, `loss`, `optimizer` and `scheduler` are Hydra configs (plain dicts with `_target_`), kept as
     plain hyperparameters so that a checkpoint loads under `weights_only=True` with no extra arguments.
@@ -66,8 +66,9 @@ class Classifier(LightningModule):
     def training_step(self, chunk: Chunk, batch_idx: int) -> None:
         # The optimizer steps here, once per batch of the chunk, rather than once per Lightning batch: the
         # datamodule hands over several batches at a time so that Lightning's per-batch cost is paid less often.
-        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        interval = self.hparams.scheduler["interval"] if scheduler else None
+        optimizer = self.optimizers()
+        [schedule] = self.trainer.lr_scheduler_configs or [None]  # configure_optimizers makes one at most
+        interval = schedule.interval if schedule else None
         if self.trainer.max_steps != -1:  # max_steps counts optimizer steps: it may end the run mid-chunk
             chunk = chunk[: self.trainer.max_steps - self.global_step]
         losses, outputs, penalties = [], [], defaultdict(list)
@@ -79,17 +80,17 @@ class Classifier(LightningModule):
             self.manual_backward(sum(terms.values(), loss))
             optimizer.step()
             if interval == "step":
-                scheduler.step()
+                schedule.scheduler.step()
             losses.append(loss.detach())
             outputs.append(logits.detach())
             for name, value in terms.items():
                 penalties[name].append(value.detach())
         if interval == "epoch" and self._last_chunk():  # where Lightning would step it: before validation
-            scheduler.step()
+            schedule.scheduler.step()
         self._log_chunk(chunk, losses, outputs, penalties)
 
     def _last_chunk(self) -> bool:
-        """Whether this is the epoch's last training chunk."""
+        """Whether this is the epoch's last training chunk (as Lightning's own _num_ready_batches_reached)."""
         trainer = self.trainer
         return (
             trainer.is_last_batch
@@ -109,10 +110,9 @@ class Classifier(LightningModule):
         self.train_acc.update(torch.cat(outputs), torch.cat(labels))
         # Means over the chunk's images; Lightning weighs each chunk by its images for the epoch means.
         images = sum(len(y) for y in labels)
-        weights = torch.tensor([len(y) / images for y in labels], device=finite.device)
 
         def mean(values: list[Tensor]) -> Tensor:
-            return (torch.stack(values) * weights).sum()
+            return sum(value * (len(y) / images) for value, y in zip(values, labels, strict=True))
 
         # train/loss is the data loss alone, so runs with and without penalties compare fairly.
         # sync_dist: under DDP the epoch means cover every process's batches (a no-op in one process).
@@ -156,11 +156,13 @@ class Classifier(LightningModule):
         optimizer = instantiate(self.hparams.optimizer)(self.parameters())
         if not self.hparams.scheduler:
             return optimizer
-        make_scheduler = instantiate(self.hparams.scheduler["scheduler"])
+        config = dict(self.hparams.scheduler)
+        make_scheduler = instantiate(config.pop("scheduler"))
         # A null total_steps (OneCycleLR) means: every optimizer step of this run.
         if "total_steps" in make_scheduler.keywords and make_scheduler.keywords["total_steps"] is None:
             make_scheduler = partial(make_scheduler, total_steps=self.total_steps())
-        return {"optimizer": optimizer, "lr_scheduler": make_scheduler(optimizer)}
+        # training_step steps it, at the `interval` of the config (step | epoch).
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer), **config}}
 
     def total_steps(self) -> int:
         """The optimizer steps this fit will take: batches per epoch (of the chunks trained) times epochs."""
