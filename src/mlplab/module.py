@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mlplab.data import Chunk
+from mlplab.data import Chunk, chunk_images
 from mlplab.errors import Diverged
 
 Batch = tuple[Tensor, Tensor]
@@ -102,14 +102,14 @@ class Classifier(LightningModule):
     ) -> None:
         """Check and log the chunk's steps: one GPU sync and one set of log calls per Lightning batch."""
         finite = torch.isfinite(torch.stack(losses))
-        if not finite.all():  # stop at once: every later step would be wasted
+        if not finite.all():  # stop now: every later step would be wasted
             first = int(finite.logical_not().nonzero()[0])
             step = self.global_step - len(losses) + first
             raise Diverged(f"train/loss is {losses[first].item()} at epoch {self.current_epoch}, step {step}")
         labels = [y for _, y in chunk]
         self.train_acc.update(torch.cat(outputs), torch.cat(labels))
         # Means over the chunk's images; Lightning weighs each chunk by its images for the epoch means.
-        images = sum(len(y) for y in labels)
+        images = chunk_images(chunk)
 
         def mean(values: list[Tensor]) -> Tensor:
             return sum(value * (len(y) / images) for value, y in zip(values, labels, strict=True))
