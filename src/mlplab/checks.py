@@ -29,6 +29,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("trainer.max_epochs", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("scheduler.interval", lambda v: v in (None, "step", "epoch"), "step or epoch"),  # None: no scheduler
     # The module steps the optimizer itself (once per batch of a chunk), where Lightning cannot clip or accumulate.
     ("trainer.gradient_clip_val", lambda v: v is None, "unset: Lightning cannot clip the module's own steps"),
     ("trainer.accumulate_grad_batches", lambda v: v in (None, 1), "1: for larger steps raise data.batch_size"),
@@ -43,8 +44,6 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if not ok(value):
             raise InputError(f"{key}={value}: must be {allowed}")
-    if OmegaConf.select(cfg, "scheduler.interval") not in (None, "step", "epoch"):
-        raise InputError(f"scheduler.interval={cfg.scheduler.interval}: must be step or epoch")
     check_accelerator(cfg.trainer)
     if cfg.get("ckpt_path"):
         check_resume(cfg.data.chunk, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
