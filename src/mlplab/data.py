@@ -187,7 +187,7 @@ class MNISTDataModule(LightningDataModule):
         seed: int = 0,
         md5: dict[str, str] | None = None,
         augment: dict[str, float] | None = None,
-        chunk: int = 16,
+        chunk: int = 32,
     ) -> None:
         super().__init__()
         # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
