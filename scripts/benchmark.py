@@ -1,6 +1,6 @@
 """Training speed side by side, in one run: the lesson's pipeline, a plain PyTorch loop, and this project.
 
-    python scripts/benchmark.py                    # batch 64, the lesson's recipe (about 1.5 minutes)
+    python scripts/benchmark.py                    # batch 64, the lesson's recipe (about 3 minutes)
     python scripts/benchmark.py --batch-size 512   # the epoch time against the FLOP bound
     python scripts/benchmark.py --batches 20       # a quick check ((c) trains whole chunks: 32 batches here)
 
@@ -12,8 +12,9 @@ All three train the lesson's 784-512-256-10 ReLU MLP with cross-entropy and SGD 
 (c) this project: MNISTDataModule and Classifier in the Trainer of `mlplab.training.build`, from the composed
     default config, so with its logging and checkpointing (the progress bar off, as in logs).
 
-Each pipeline runs one epoch (or --batches) per round, rounds alternate a, b, c, and the best of --repeats
-rounds counts: other processes on the machine can only slow a round down. (c) is timed from its first
+Each pipeline runs one epoch (or --batches) per round, in the order a, b, c (a, c, b every other round), and
+the best of --repeats rounds counts: other processes on the machine can only slow a round down. The median
+round against the best tells how steady the machine was. (c) is timed from its first
 training batch to the end of fit, less its validation passes (work that (a) and (b) do not do); its logging,
 metric updates, callbacks and checkpoint writes all count.
 
@@ -33,12 +34,15 @@ import itertools
 import logging
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import redirect_stdout
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size of all three (default 64)")
     parser.add_argument("--batches", type=int, default=None, help="train this many batches per round, not an epoch")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds; the best of them counts (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds; the best of them counts (default 5)")
     parser.add_argument("--data-dir", type=Path, default=None, help="a folder with MNIST/raw/*-ubyte files")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project's runs (key=value)")
     args = parser.parse_args()
@@ -215,30 +219,42 @@ def main() -> None:
     images, labels = load_split(data_dir, train=True)
     md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
     project = [f"data.batch_size={args.batch_size}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
-    rates: dict[str, float] = {}  # the best images per second of each pipeline
+    samples: dict[str, list[float]] = defaultdict(list)  # images per second of each pipeline, round by round
     startups: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeats):
-            runs = {
-                "a": lesson_pipeline(data_dir, args.batch_size, args.batches),
-                "b": plain_loop(tensor_batches(images, labels, args.batch_size), args.batches),
-                "c": project_path(
-                    project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *args.overrides]), args.batches
+            pipelines = {
+                "a": partial(lesson_pipeline, data_dir, args.batch_size, args.batches),
+                "b": partial(plain_loop, tensor_batches(images, labels, args.batch_size), args.batches),
+                "c": partial(
+                    project_path,
+                    project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *args.overrides]),
+                    args.batches,
                 ),
             }
-            for name, (n, seconds) in runs.items():
-                rates[name] = max(rates.get(name, 0.0), n / seconds)
+            for name in "abc" if round_ % 2 == 0 else "acb":  # neither b nor c always runs right after (a)
+                n, seconds = pipelines[name]()
+                samples[name].append(n / seconds)
             startup_overrides = [f"data.data_dir={data_dir}", md5_override, *args.overrides]
             startups.append(startup(startup_overrides, Path(tmp) / f"startup{round_}"))
     gflops = matmul_gflops()
+    rates = {name: max(values) for name, values in samples.items()}
     rates["bound"] = gflops * 1e9 / FLOP_PER_IMAGE
+    steadiness = {name: statistics.median(values) / rates[name] for name, values in samples.items()}
     bare, train = min(s[0] for s in startups), min(s[1] for s in startups)
 
-    print(report(args, rates, gflops, bare, train))
+    print(report(args, rates, steadiness, gflops, bare, train))
 
 
-def report(args: argparse.Namespace, rates: dict[str, float], gflops: float, bare: float, train: float) -> str:
-    """The figures as a table, then the ratios and the start-up times."""
+def report(
+    args: argparse.Namespace,
+    rates: dict[str, float],
+    steadiness: dict[str, float],
+    gflops: float,
+    bare: float,
+    train: float,
+) -> str:
+    """The figures as a table, then the ratios, how steady the rounds were, and the start-up times."""
     batch_size = args.batch_size
     per_round = f"{args.batches} batches" if args.batches else "one epoch"
     lines = [
@@ -259,6 +275,9 @@ def report(args: argparse.Namespace, rates: dict[str, float], gflops: float, bar
     lines += [
         f"c/a {c / a:.2f}   c/b {c / b:.2f}   c's epoch / bound {bound / c:.2f}   b's epoch / bound {bound / b:.2f}",
         f"c's extra time per step over b: {1e3 * batch_size * (1 / c - 1 / b):.3f} ms",
+        "median round against the best: "
+        + "   ".join(f"{name} {value:.2f}" for name, value in steadiness.items())
+        + "   (well below 1: the machine was busy; run again)",
         f"start-up to the first training step: python src/train.py {train:.2f} s, bare import {bare:.2f} s, "
         f"difference {train - bare:.2f} s",
     ]

@@ -50,6 +50,8 @@ def test_short_benchmark_prints_positive_consistent_figures(synthetic_mnist):
     assert agrees(c_a, c / a) and agrees(c_b, c / b) and agrees(c_bound, bound / c) and agrees(b_bound, bound / b)
     (extra,) = figures(rf"^c's extra time per step over b: {NUMBER} ms$", out)
     assert agrees(extra, 64e3 * (1 / c - 1 / b))
+    # One round: its median is its best.
+    assert figures(rf"^median round against the best: a {NUMBER}   b {NUMBER}   c {NUMBER}   \(", out) == [1, 1, 1]
 
     train, bare, difference = figures(
         rf"^start-up to the first training step: python src/train.py {NUMBER} s, bare import {NUMBER} s, "
