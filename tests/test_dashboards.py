@@ -3,19 +3,23 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import pytest
 import yaml
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from mlplab.dashboards import Dashboards
+from mlplab.errors import Diverged, Interrupted
 from mlplab.training import build, train
 
 from conftest import SYNTHETIC, compose_train
@@ -73,6 +77,7 @@ def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
         "scheduler": "CosineAnnealingLR",
         "seed": 0,
         "max_epochs": 2,
+        "status": "ok",
     }
     experiment = content["_hparams_/experiment"].experiment
     assert [info.name.tag for info in experiment.metric_infos] == ["val/acc_best", "test/acc", "test/loss"]
@@ -88,6 +93,39 @@ def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
         assert last.value == pytest.approx(saved[name]) and saved[name] == metrics[name]
         assert last.step == EPOCH_ENDS[-1] + 1  # after training, not back at step 0
     assert 0.5 < saved["test/acc"] <= 1 and saved["val/acc_best"] >= saved["val/acc"]
+
+
+def test_a_run_that_diverged_keeps_its_hparams_session_with_every_metric_column(synthetic_mnist, tmp_path):
+    run_dir = tmp_path / "lr_1e12"
+    with pytest.raises(Diverged):
+        train(compose_train([*SYNTHETIC, "optimizer.lr=1e12"], run_dir, synthetic_mnist))
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    content = {tag: HParamsPluginData.FromString(data) for tag, data in events.PluginTagToContent("hparams").items()}
+    start = content["_hparams_/session_start_info"].session_start_info
+    assert start.hparams["status"].string_value == "diverged" and start.hparams["lr"].number_value == 1e12
+    # It stopped before validating: no metric to show, but the columns are the sweep's, as any run's.
+    experiment = content["_hparams_/experiment"].experiment
+    assert [info.name.tag for info in experiment.metric_infos] == ["val/acc_best", "test/acc", "test/loss"]
+    assert not {"val/acc_best", "test/acc", "test/loss"} & set(events.Tags()["scalars"])
+
+
+class InterruptFirstChunk(Callback):
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        raise Interrupted("SIGINT at epoch 0", signal.SIGINT)
+
+
+def test_an_interrupted_run_leaves_its_hparams_session_to_the_end_of_its_resume(synthetic_mnist, tmp_path):
+    # The resume writes into the same folder, and TensorBoard shows the first session it finds there.
+    run_dir = tmp_path / "interrupted"
+    with pytest.raises(Interrupted):
+        train(compose_train(SYNTHETIC, run_dir, synthetic_mnist), callbacks=[InterruptFirstChunk()])
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert events.Tags()["graph"]  # the run did write its events: the network's graph, from its start
+    with pytest.raises(KeyError):
+        events.PluginTagToContent("hparams")
 
 
 def test_images_show_confusion_matrices_and_misclassified_digits(run):

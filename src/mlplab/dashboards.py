@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
+from torch.utils.tensorboard.summary import hparams
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mlplab.data import MEAN, STD, Chunk, chunk_images
@@ -231,11 +232,19 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> None:
-    """Writes the HParams session once the run is tested: its readable choices with its final metrics."""
+    """Writes the HParams session once the run is tested or has stopped for good: its readable choices, how it
+    ended (`status`: ok, or why it stopped early: diverged, pruned) and the final metrics it has."""
     logger = tensorboard(trainer)
     if logger is None:
         return
-    final = {name: metrics[name] for name in HPARAMS_METRICS if name in metrics}
-    # At the last step: Lightning also writes these values as scalar points, which must not land back at step 0.
-    logger.log_hyperparams(run_hparams(cfg), metrics=final, step=scalar_step(trainer))
+    # TensorBoard shows a session's metric as the last value of that scalar: written at the last step, not at 0.
+    step = scalar_step(trainer)
+    logger.log_metrics({name: metrics[name] for name in HPARAMS_METRICS if name in metrics}, step)
+    # Every session declares every metric, even one that a stopped run lacks (its cell stays empty): TensorBoard
+    # takes the columns of a whole sweep from one of its runs. (Lightning's log_hyperparams declares only those
+    # given, and writes no session at all without one.)
+    summaries = hparams({**run_hparams(cfg), "status": metrics["status"]}, dict.fromkeys(HPARAMS_METRICS))
+    writer = logger.experiment._get_file_writer()
+    for summary in summaries:
+        writer.add_summary(summary, step)
     logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written

@@ -25,7 +25,7 @@ from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
 from mlplab.data import REPO
 from mlplab.distributed import use_job_commands
-from mlplab.errors import RunStopped
+from mlplab.errors import Interrupted, RunStopped
 from mlplab.module import Classifier
 
 
@@ -98,7 +98,13 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except RunStopped as stop:
-        _write_metrics(trainer, output_dir, _epoch_metrics(trainer), start, status=stop.status, error=str(stop))
+        record = _write_metrics(
+            trainer, output_dir, _epoch_metrics(trainer), start, status=stop.status, error=str(stop)
+        )
+        # A sweep's diverged or pruned runs stay in its HParams table. Not an interrupted one: it resumes into this
+        # folder, where TensorBoard would show the first session it finds, not the one written at the real end.
+        if not isinstance(stop, Interrupted):
+            log_hparams(trainer, cfg, record)
         raise
     metrics = _epoch_metrics(trainer)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
