@@ -9,9 +9,11 @@ import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from lightning.pytorch import Callback, Trainer
 
 from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.checks import check_config
@@ -252,9 +254,29 @@ def test_run_folder_records_what_it_takes_to_repeat_the_run(make_cfg):
         assert len(record["git"]["commit"]) == 40
 
 
-def test_resuming_with_another_chunk_size_is_refused(make_cfg):
-    metrics, _ = train(make_cfg("trainer.max_epochs=1", "logger=none"))
-    last = Path(metrics["best_checkpoint"]).parent / "last.ckpt"
+def test_resuming_mid_epoch_with_another_chunk_size_is_refused(make_cfg):
+    class Save(Callback):  # a checkpoint inside the epoch, as Ctrl-C writes one
+        def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+            if trainer.global_step == 8:
+                trainer.save_checkpoint(Path(trainer.default_root_dir) / "mid.ckpt", weights_only=False)
+
+    cfg = make_cfg("trainer.max_epochs=1", "logger=none")
+    train(cfg, callbacks=[Save()])
+    mid = Path(cfg.paths.output_dir) / "mid.ckpt"
     with pytest.raises(InputError) as raised:
-        check_config(make_cfg("data.chunk=8", f"ckpt_path={last}"))
-    assert str(raised.value) == f"data.chunk=8: {last} was trained with data.chunk=4; resume with the same chunk size"
+        check_config(make_cfg("data.chunk=8", f"ckpt_path={mid}"))
+    assert str(raised.value) == f"data.chunk=8: {mid} was trained with data.chunk=4; resume with the same chunk size"
+
+
+def test_resuming_at_an_epoch_end_with_another_chunk_size_trains_the_same_steps(make_cfg, tmp_path):
+    uninterrupted, _ = train(make_cfg("logger=none"))  # 3 epochs in chunks of 4
+    first = make_cfg("trainer.max_epochs=2", "logger=none")
+    first.paths.output_dir = str(tmp_path / "first")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    resumed, _ = train(make_cfg("data.chunk=8", f"ckpt_path={last}", "logger=none"))  # 2 chunks an epoch, not 4
+    for name in ("test/loss", "test/acc", "val/acc_best", "train/acc", "epochs"):
+        assert resumed[name] == uninterrupted[name], name
+    # Every epoch's validation, the resumed third one included: the same steps gave the same weights.
+    for name in ("val/loss", "val/acc"):
+        assert len(resumed["history"][name]) == 3 and resumed["history"][name] == uninterrupted["history"][name]

@@ -63,6 +63,20 @@ def test_best_checkpoint_reloads_with_no_arguments_and_reproduces_test_accuracy(
     assert accuracy == pytest.approx(metrics["test/acc"], abs=1e-6)
 
 
+def test_metrics_json_keeps_every_epoch_when_an_early_epoch_is_tested(make_cfg):
+    # Testing a checkpoint restores the callbacks to its epoch; the run's history must not shrink with them.
+    metrics, _ = train(make_cfg("callbacks.model_checkpoint.mode=min", "logger=none"))  # the worst val/acc: epoch 0
+    assert Path(metrics["best_checkpoint"]).name == "epoch_000.ckpt"
+    saved = json.loads((Path(metrics["best_checkpoint"]).parents[1] / "metrics.json").read_text())
+    assert {name: len(values) for name, values in saved["history"].items()} == {
+        "val/acc": 3,
+        "val/loss": 3,
+        "train/acc": 3,
+        "train/loss_epoch": 3,
+    }
+    assert saved["history"]["val/acc"][-1] == pytest.approx(saved["val/acc"])  # the last epoch's, not the tested one's
+
+
 def test_early_stopping_stops_before_max_epochs_on_a_plateau(make_cfg):
     # A min_delta no epoch can reach makes every epoch a plateau: stop after `patience` epochs.
     cfg = make_cfg("regularization=early_stopping", "callbacks.early_stopping.min_delta=100", "trainer.max_epochs=10")

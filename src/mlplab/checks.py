@@ -50,9 +50,11 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def check_resume(chunk: int, checkpoint: dict[str, Any], ckpt_path: str) -> None:
-    """A run resumes mid-epoch by counting the chunks it trained: the chunk size must be the checkpoint's."""
+    """A run resumed mid-epoch finds its place by counting the chunks it trained: the chunk size must then be the
+    checkpoint's. From a checkpoint of an epoch's end (last.ckpt, the best one), the next epoch starts afresh."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
     saved = checkpoint.get("datamodule_hyper_parameters", {}).get("chunk")
-    if saved != chunk:
+    if saved != chunk and not progress.get("is_last_batch"):
         raise InputError(
             f"data.chunk={chunk}: {ckpt_path} was trained with data.chunk={saved}; resume with the same chunk size"
         )

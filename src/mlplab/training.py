@@ -99,7 +99,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except RunStopped as stop:
         record = _write_metrics(
-            trainer, output_dir, _epoch_metrics(trainer), start, status=stop.status, error=str(stop)
+            trainer, output_dir, _epoch_metrics(trainer), _history(trainer), start, status=stop.status, error=str(stop)
         )
         # A sweep's diverged or pruned runs stay in its HParams table. Not an interrupted one: it resumes into this
         # folder, where TensorBoard would show the first session it finds, not the one written at the real end.
@@ -107,9 +107,10 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             log_hparams(trainer, cfg, record)
         raise
     metrics = _epoch_metrics(trainer)
+    history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-    metrics = _write_metrics(trainer, output_dir, {**metrics, **tested[0]}, start, best_checkpoint=best)
+    metrics = _write_metrics(trainer, output_dir, {**metrics, **tested[0]}, history, start, best_checkpoint=best)
     log_hparams(trainer, cfg, metrics)
     if trainer.is_global_zero:
         print(summary(metrics, output_dir), flush=True)
@@ -146,16 +147,25 @@ def _epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
     return {name: v.item() for name, v in trainer.callback_metrics.items() if not name.endswith("_step")}
 
 
-def _write_metrics(
-    trainer: pl.Trainer, output_dir: Path, metrics: dict[str, float], start: float, **facts: Any
-) -> dict[str, Any]:
+def _history(trainer: pl.Trainer) -> dict[str, list[float]]:
     [history] = [c for c in trainer.callbacks if isinstance(c, History)]
+    return {name: list(values) for name, values in history.epochs.items()}
+
+
+def _write_metrics(
+    trainer: pl.Trainer,
+    output_dir: Path,
+    metrics: dict[str, float],
+    history: dict[str, list[float]],
+    start: float,
+    **facts: Any,
+) -> dict[str, Any]:
     record = {
         **dict(sorted(metrics.items())),
         "epochs": trainer.current_epoch,
         "train_time_s": round(time.perf_counter() - start, 2),
         **{"status": "ok", **facts},
-        "history": history.epochs,
+        "history": history,
     }
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
