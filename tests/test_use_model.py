@@ -188,10 +188,19 @@ def test_dark_ink_on_light_paper_is_inverted():
     assert torch.allclose(frame(grayscale(drawing(ink=40, paper=200))), light_on_dark, atol=1e-6)
 
 
-def test_transparent_pixels_count_as_paper():
-    ink = drawing()  # opaque where the digit is; the hidden colour of transparent pixels is black
-    rgba = Image.merge("RGBA", (Image.new("L", ink.size, 0),) * 3 + (ink,))
-    assert torch.equal(preprocess(rgba), preprocess(drawing(ink=0, paper=255)))
+@pytest.mark.parametrize("hidden", [0, 255], ids=["hidden-black", "hidden-white"])
+@pytest.mark.parametrize("colour", [0, 255], ids=["dark-ink", "light-ink"])
+def test_transparent_pixels_count_as_paper_that_the_ink_stands_out_on(colour, hidden):
+    opacity = drawing()  # opaque where the digit is; transparent pixels keep a hidden colour of their own
+    shade = drawing(ink=colour, paper=hidden)
+    rgba = Image.merge("RGBA", (shade,) * 3 + (opacity,))
+    assert torch.equal(preprocess(rgba), preprocess(drawing()))
+
+
+def test_opaque_paper_in_a_transparent_margin_stays_paper():
+    page = Image.new("LA", (110, 80), (0, 0))  # a transparent margin around the page, hidden colour black
+    page.paste(Image.merge("LA", (drawing(ink=0, paper=255), Image.new("L", (90, 60), 255))), (10, 10))
+    assert torch.equal(preprocess(page), preprocess(drawing()))
 
 
 def test_a_lopsided_digit_stays_whole_in_the_field():

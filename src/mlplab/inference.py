@@ -24,11 +24,17 @@ MIN_CONTRAST = 0.1
 
 
 def grayscale(image: Image.Image) -> Tensor:
-    """The image upright, as (H, W) float intensities in [0, 1]; transparent pixels count as white paper."""
+    """The image upright, as (H, W) float intensities in [0, 1]; transparent pixels count as paper: white, or
+    black behind light ink (a white digit drawn on a transparent canvas)."""
     image = ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        # Transparent pixels keep an arbitrary hidden colour (often black): show the paper instead.
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+        # Transparent pixels keep an arbitrary hidden colour (often black): put paper behind them instead.
+        image = image.convert("RGBA")
+        opacity = pil_to_tensor(image.getchannel("A"))[0] / 255
+        shade = pil_to_tensor(image.convert("L"))[0] / 255
+        # Where most of the image is see-through, what shows is the ink (MNIST digits cover a fifth of theirs).
+        light_ink = opacity.mean() < 0.5 and (shade * opacity).sum() > 0.5 * opacity.sum()
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "black" if light_ink else "white"), image)
     return pil_to_tensor(image.convert("L"))[0] / 255
 
 
