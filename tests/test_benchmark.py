@@ -51,7 +51,7 @@ def test_short_benchmark_prints_positive_consistent_figures(synthetic_mnist):
     (extra,) = figures(rf"^c's extra time per step over b: {NUMBER} ms$", out)
     assert agrees(extra, 64e3 * (1 / c - 1 / b))
     # One round: its median is its best.
-    assert figures(rf"^median round against the best: a {NUMBER}   b {NUMBER}   c {NUMBER}   \(", out) == [1, 1, 1]
+    assert figures(rf"^median round against the best: a {NUMBER}   b {NUMBER}   c {NUMBER}$", out) == [1, 1, 1]
 
     train, bare, difference = figures(
         rf"^start-up to the first training step: python src/train.py {NUMBER} s, bare import {NUMBER} s, "
