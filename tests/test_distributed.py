@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, SYNTHETIC, data_overrides
 
@@ -24,8 +25,9 @@ def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_ddp_run_matches_one_process_with_the_same_global_batch(synthetic_mnist, tmp_path):
     data = data_overrides(synthetic_mnist)
     # 2 processes x 25 images: the very batches of one process x 50 (each rank takes every other image).
-    ddp = train(*RUN, *data, "trainer=ddp_cpu", "data.batch_size=25", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
-    assert ddp.returncode == 0, ddp.stderr
+    ddp_args = ["trainer=ddp_cpu", "data.batch_size=25", "logger=tensorboard", f"hydra.run.dir={tmp_path / 'ddp'}"]
+    ddp = train(*RUN, *data, *ddp_args, cwd=tmp_path)
+    assert ddp.returncode == 0 and "Traceback" not in ddp.stderr, ddp.stderr  # rank 1 ends cleanly too
     single = train(*RUN, *data, "data.batch_size=50", f"hydra.run.dir={tmp_path / 'single'}", cwd=tmp_path)
     assert single.returncode == 0, single.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]  # no folder per rank
@@ -33,6 +35,9 @@ def test_ddp_run_matches_one_process_with_the_same_global_batch(synthetic_mnist,
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["epoch_001.ckpt", "last.ckpt"]
     assert (folder / ".hydra" / "config.yaml").exists() and not list(folder.glob(".pl_hydra*"))
     assert len([line for line in ddp.stdout.splitlines() if line.startswith("test/acc ")]) == 1  # rank 0's
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert len(events.PluginTagToContent("hparams")) == 3  # rank 0's HParams session: experiment, start, end
     ours, theirs = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("ddp", "single"))
     for key in ("val/acc_best", "test/acc", "val/loss", "test/loss"):
         assert ours[key] == pytest.approx(theirs[key], abs=1e-4), key

@@ -235,7 +235,7 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     """Writes the HParams session once the run is tested or has stopped for good: its readable choices, how it
     ended (`status`: ok, or why it stopped early: diverged, pruned) and the final metrics it has."""
     logger = tensorboard(trainer)
-    if logger is None:
+    if logger is None or not trainer.is_global_zero:  # one session per run: other DDP ranks have no writer
         return
     # TensorBoard shows a session's metric as the last value of that scalar: written at the last step, not at 0.
     step = scalar_step(trainer)
