@@ -254,10 +254,11 @@ def test_run_folder_records_what_it_takes_to_repeat_the_run(make_cfg):
         assert len(record["git"]["commit"]) == 40
 
 
-def test_resuming_mid_epoch_with_another_chunk_size_is_refused(make_cfg):
-    class Save(Callback):  # a checkpoint inside the epoch, as Ctrl-C writes one
+@pytest.mark.parametrize("step", [8, 16], ids=["mid-epoch", "last-chunk"])
+def test_resuming_inside_an_epoch_with_another_chunk_size_is_refused(make_cfg, step):
+    class Save(Callback):  # a checkpoint inside the epoch (of 4 chunks of 4 batches), as Ctrl-C writes one
         def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
-            if trainer.global_step == 8:
+            if trainer.global_step == step:
                 trainer.save_checkpoint(Path(trainer.default_root_dir) / "mid.ckpt", weights_only=False)
 
     cfg = make_cfg("trainer.max_epochs=1", "logger=none")
@@ -268,13 +269,14 @@ def test_resuming_mid_epoch_with_another_chunk_size_is_refused(make_cfg):
     assert str(raised.value) == f"data.chunk=8: {mid} was trained with data.chunk=4; resume with the same chunk size"
 
 
-def test_resuming_at_an_epoch_end_with_another_chunk_size_trains_the_same_steps(make_cfg, tmp_path):
+@pytest.mark.parametrize("chunk", [8, 2], ids=["larger", "smaller"])
+def test_resuming_at_an_epoch_end_with_another_chunk_size_trains_the_same_steps(make_cfg, tmp_path, chunk):
     uninterrupted, _ = train(make_cfg("logger=none"))  # 3 epochs in chunks of 4
     first = make_cfg("trainer.max_epochs=2", "logger=none")
     first.paths.output_dir = str(tmp_path / "first")
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
-    resumed, _ = train(make_cfg("data.chunk=8", f"ckpt_path={last}", "logger=none"))  # 2 chunks an epoch, not 4
+    resumed, _ = train(make_cfg(f"data.chunk={chunk}", f"ckpt_path={last}", "logger=none"))
     for name in ("test/loss", "test/acc", "val/acc_best", "train/acc", "epochs"):
         assert resumed[name] == uninterrupted[name], name
     # Every epoch's validation, the resumed third one included: the same steps gave the same weights.

@@ -51,10 +51,12 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_resume(chunk: int, checkpoint: dict[str, Any], ckpt_path: str) -> None:
     """A run resumed mid-epoch finds its place by counting the chunks it trained: the chunk size must then be the
-    checkpoint's. From a checkpoint of an epoch's end (last.ckpt, the best one), the next epoch starts afresh."""
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+    checkpoint's. From a checkpoint written at an epoch's end (last.ckpt, the best one), the next epoch starts
+    afresh. (A checkpoint from the epoch's last chunk or from a validation inside the loop is not one of those.)"""
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
+    epoch_done = epochs.get("started") is not None and epochs.get("processed") == epochs.get("started")
     saved = checkpoint.get("datamodule_hyper_parameters", {}).get("chunk")
-    if saved != chunk and not progress.get("is_last_batch"):
+    if saved != chunk and not epoch_done:
         raise InputError(
             f"data.chunk={chunk}: {ckpt_path} was trained with data.chunk={saved}; resume with the same chunk size"
         )
