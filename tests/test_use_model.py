@@ -197,10 +197,13 @@ def test_transparent_pixels_count_as_paper_that_the_ink_stands_out_on(colour, hi
     assert torch.equal(preprocess(rgba), preprocess(drawing()))
 
 
-def test_opaque_paper_in_a_transparent_margin_stays_paper():
-    page = Image.new("LA", (110, 80), (0, 0))  # a transparent margin around the page, hidden colour black
-    page.paste(Image.merge("LA", (drawing(ink=0, paper=255), Image.new("L", (90, 60), 255))), (10, 10))
-    assert torch.equal(preprocess(page), preprocess(drawing()))
+@pytest.mark.parametrize("margin", [10, 100], ids=["narrow", "wide"])
+def test_opaque_paper_in_a_transparent_margin_stays_paper(margin):
+    # A transparent margin (hidden colour black) around a white page with a dark digit; wide: the page covers 7%
+    # of the image.
+    canvas = Image.new("LA", (90 + 2 * margin, 60 + 2 * margin), (0, 0))
+    canvas.paste(Image.merge("LA", (drawing(ink=0, paper=255), Image.new("L", (90, 60), 255))), (margin, margin))
+    assert torch.equal(preprocess(canvas), preprocess(drawing()))
 
 
 def test_a_lopsided_digit_stays_whole_in_the_field():

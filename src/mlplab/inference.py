@@ -30,10 +30,11 @@ def grayscale(image: Image.Image) -> Tensor:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         # Transparent pixels keep an arbitrary hidden colour (often black): put paper behind them instead.
         image = image.convert("RGBA")
-        opacity = pil_to_tensor(image.getchannel("A"))[0] / 255
-        shade = pil_to_tensor(image.convert("L"))[0] / 255
-        # Where most of the image is see-through, what shows is the ink (MNIST digits cover a fifth of theirs).
-        light_ink = opacity.mean() < 0.5 and (shade * opacity).sum() > 0.5 * opacity.sum()
+        opaque = pil_to_tensor(image.getchannel("A"))[0] > 127
+        visible = pil_to_tensor(image.convert("L"))[0][opaque] / 255
+        # Strokes on a see-through canvas show one shade, the ink's; a page (even in a see-through margin) shows
+        # its paper and its ink. So when all that shows is light, it is light ink, and it goes on black paper.
+        light_ink = visible.numel() > 0 and (visible > 0.5).float().mean() > 0.98
         image = Image.alpha_composite(Image.new("RGBA", image.size, "black" if light_ink else "white"), image)
     return pil_to_tensor(image.convert("L"))[0] / 255
 
