@@ -1,7 +1,10 @@
-"""scripts/benchmark.py in its short version, on the synthetic MNIST: every figure is printed and adds up."""
+"""scripts/benchmark.py: its short version on the synthetic MNIST prints every figure and they add up; the steadiness
+line flags a busy machine."""
 
+import argparse
 import os
 import re
+import runpy
 import subprocess
 import sys
 
@@ -60,3 +63,15 @@ def test_short_benchmark_prints_positive_consistent_figures(synthetic_mnist):
     )
     # Both children import torch and Lightning: seconds, not milliseconds.
     assert train > 0.5 and bare > 0.5 and difference == pytest.approx(train - bare, abs=0.011)
+
+
+def test_steadiness_and_the_busy_machine_hint():
+    benchmark = runpy.run_path(str(REPO / "scripts" / "benchmark.py"))
+    steady = benchmark["steadiness"]({"a": [10.0, 9.0, 8.0], "b": [100.0, 50.0, 40.0, 100.0], "c": [5.0]})
+    assert steady == pytest.approx({"a": 0.9, "b": 0.75, "c": 1.0})  # b's median: (50 + 100) / 2
+    args = argparse.Namespace(batch_size=64, batches=None, repeats=4)
+    rates = {"a": 10.0, "b": 100.0, "c": 5.0, "bound": 200.0}
+    busy = benchmark["report"](args, rates, steady, 100.0, 4.0, 5.0)
+    assert "median round against the best: a 0.90   b 0.75   c 1.00   (below 0.9: the machine was busy" in busy
+    quiet = benchmark["report"](args, rates, {"a": 0.9, "b": 0.95, "c": 1.0}, 100.0, 4.0, 5.0)
+    assert "median round against the best: a 0.90   b 0.95   c 1.00\n" in quiet
