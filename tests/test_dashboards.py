@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,22 +111,31 @@ def test_a_run_that_diverged_keeps_its_hparams_session_with_every_metric_column(
     assert not {"val/acc_best", "test/acc", "test/loss"} & set(events.Tags()["scalars"])
 
 
-class InterruptFirstChunk(Callback):
+class InterruptSecondChunk(Callback):
+    """As Ctrl-C does (mlplab.callbacks.Interruption): save the training state, then stop."""
+
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
-        raise Interrupted("SIGINT at epoch 0", signal.SIGINT)
+        if trainer.global_step == 8:
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "stop.ckpt", weights_only=False)
+            raise Interrupted("SIGINT at epoch 0", signal.SIGINT)
 
 
-def test_an_interrupted_run_leaves_its_hparams_session_to_the_end_of_its_resume(synthetic_mnist, tmp_path):
-    # The resume writes into the same folder, and TensorBoard shows the first session it finds there.
-    run_dir = tmp_path / "interrupted"
-    with pytest.raises(Interrupted):
-        train(compose_train(SYNTHETIC, run_dir, synthetic_mnist), callbacks=[InterruptFirstChunk()])
-    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+def session_status(run_dir: Path) -> str:
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    assert events.Tags()["graph"]  # the run did write its events: the network's graph, from its start
-    with pytest.raises(KeyError):
-        events.PluginTagToContent("hparams")
+    content = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    return content.session_start_info.hparams["status"].string_value
+
+
+def test_a_resumed_run_shows_the_session_of_its_real_end(synthetic_mnist, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    with pytest.raises(Interrupted):
+        train(compose_train(SYNTHETIC, run_dir, synthetic_mnist), callbacks=[InterruptSecondChunk()])
+    assert session_status(run_dir) == "interrupted"
+    # The resume writes into the same folder, where TensorBoard would show the first session it finds.
+    train(compose_train([*SYNTHETIC, f"ckpt_path={run_dir / 'checkpoints' / 'stop.ckpt'}"], tmp_path, synthetic_mnist))
+    assert session_status(run_dir) == "ok"
+    assert len(list(run_dir.glob("events.out.tfevents.*.hparams"))) == 1
 
 
 def test_images_show_confusion_matrices_and_misclassified_digits(run):

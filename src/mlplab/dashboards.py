@@ -16,12 +16,14 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torch.utils.tensorboard.summary import hparams
+from torch.utils.tensorboard.writer import FileWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mlplab.data import MEAN, STD, Chunk, chunk_images
 
 # The HParams tab's metric columns: what a run is judged by (val/acc_best picks, test/* reports).
 HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
+HPARAMS_SUFFIX = ".hparams"  # the end of the name of the event file that holds a run's HParams session
 
 
 def tensorboard(trainer: Trainer) -> TensorBoardLogger | None:
@@ -232,19 +234,25 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> None:
-    """Writes the HParams session once the run is tested or has stopped for good: its readable choices, how it
-    ended (`status`: ok, or why it stopped early: diverged, pruned) and the final metrics it has."""
+    """Writes the run's HParams session: its readable choices, how it ended (`status`: ok, or why it stopped early:
+    diverged, interrupted, pruned) and the final metrics it has. A resumed run's session replaces the earlier one."""
     logger = tensorboard(trainer)
     if logger is None or not trainer.is_global_zero:  # one session per run: other DDP ranks have no writer
         return
     # TensorBoard shows a session's metric as the last value of that scalar: written at the last step, not at 0.
     step = scalar_step(trainer)
     logger.log_metrics({name: metrics[name] for name in HPARAMS_METRICS if name in metrics}, step)
+    logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written
+    # The session goes in an event file of its own, so that a resume (into the same folder) can drop the earlier
+    # one: TensorBoard shows the first session it finds in a run's folder.
+    folder = Path(logger.log_dir)
+    for earlier in folder.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"):
+        earlier.unlink()
     # Every session declares every metric, even one that a stopped run lacks (its cell stays empty): TensorBoard
     # takes the columns of a whole sweep from one of its runs. (Lightning's log_hyperparams declares only those
     # given, and writes no session at all without one.)
     summaries = hparams({**run_hparams(cfg), "status": metrics["status"]}, dict.fromkeys(HPARAMS_METRICS))
-    writer = logger.experiment._get_file_writer()
+    writer = FileWriter(str(folder), filename_suffix=HPARAMS_SUFFIX)
     for summary in summaries:
         writer.add_summary(summary, step)
-    logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written
+    writer.close()

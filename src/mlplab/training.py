@@ -25,7 +25,7 @@ from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
 from mlplab.data import REPO
 from mlplab.distributed import use_job_commands
-from mlplab.errors import Interrupted, RunStopped
+from mlplab.errors import RunStopped
 from mlplab.module import Classifier
 
 
@@ -101,10 +101,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         record = _write_metrics(
             trainer, output_dir, _epoch_metrics(trainer), _history(trainer), start, status=stop.status, error=str(stop)
         )
-        # A sweep's diverged or pruned runs stay in its HParams table. Not an interrupted one: it resumes into this
-        # folder, where TensorBoard would show the first session it finds, not the one written at the real end.
-        if not isinstance(stop, Interrupted):
-            log_hparams(trainer, cfg, record)
+        log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
         raise
     metrics = _epoch_metrics(trainer)
     history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
