@@ -197,6 +197,15 @@ def test_transparent_pixels_count_as_paper_that_the_ink_stands_out_on(colour, hi
     assert torch.equal(preprocess(rgba), preprocess(drawing()))
 
 
+def test_a_thin_dark_digit_on_a_page_with_transparent_corners_stays_dark_on_light():
+    page = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(page).line((100, 40, 100, 160), fill=0, width=2)  # 1% of the page is ink
+    opacity = Image.new("L", page.size, 255)
+    ImageDraw.Draw(opacity).rectangle((0, 0, 9, 9), fill=0)  # a see-through corner, hidden colour white
+    framed = frame(grayscale(Image.merge("LA", (page, opacity))))
+    assert torch.equal(framed, frame(grayscale(page)))
+
+
 @pytest.mark.parametrize("margin", [10, 100], ids=["narrow", "wide"])
 def test_opaque_paper_in_a_transparent_margin_stays_paper(margin):
     # A transparent margin (hidden colour black) around a white page with a dark digit; wide: the page covers 7%

@@ -244,10 +244,9 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     logger.log_metrics({name: metrics[name] for name in HPARAMS_METRICS if name in metrics}, step)
     logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written
     # The session goes in an event file of its own, so that a resume (into the same folder) can drop the earlier
-    # one: TensorBoard shows the first session it finds in a run's folder.
+    # one once its own is written: TensorBoard shows the first session it finds in a run's folder.
     folder = Path(logger.log_dir)
-    for earlier in folder.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"):
-        earlier.unlink()
+    earlier = list(folder.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"))
     # Every session declares every metric, even one that a stopped run lacks (its cell stays empty): TensorBoard
     # takes the columns of a whole sweep from one of its runs. (Lightning's log_hyperparams declares only those
     # given, and writes no session at all without one.)
@@ -256,3 +255,5 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     for summary in summaries:
         writer.add_summary(summary, step)
     writer.close()
+    for path in earlier:
+        path.unlink()

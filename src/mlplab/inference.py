@@ -32,9 +32,10 @@ def grayscale(image: Image.Image) -> Tensor:
         image = image.convert("RGBA")
         opaque = pil_to_tensor(image.getchannel("A"))[0] > 127
         visible = pil_to_tensor(image.convert("L"))[0][opaque] / 255
-        # Strokes on a see-through canvas show one shade, the ink's; a page (even in a see-through margin) shows
-        # its paper and its ink. So when all that shows is light, it is light ink, and it goes on black paper.
-        light_ink = visible.numel() > 0 and (visible > 0.5).float().mean() > 0.98
+        # Strokes on a see-through canvas cover little of it and show one shade, the ink's; a page (even with
+        # rounded corners or in a see-through margin) covers most of it, or shows its paper and its ink. So
+        # when the little that shows is all light, it is light ink, and it goes on black paper.
+        light_ink = opaque.float().mean() < 0.5 and visible.numel() > 0 and (visible > 0.5).float().mean() > 0.98
         image = Image.alpha_composite(Image.new("RGBA", image.size, "black" if light_ink else "white"), image)
     return pil_to_tensor(image.convert("L"))[0] / 255
 
