@@ -19,7 +19,7 @@ from torch.utils.tensorboard.summary import hparams
 from torch.utils.tensorboard.writer import FileWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mlplab.data import MEAN, STD, Chunk, chunk_images
+from mlplab.data import MEAN, STD, Chunk, chunk_images, last_chunk
 
 # The HParams tab's metric columns: what a run is judged by (val/acc_best picks, test/* reports).
 HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -78,7 +78,7 @@ class Dashboards(Callback):
         self, trainer: Trainer, module: LightningModule, outputs: Any, batch: Chunk, batch_idx: int
     ) -> None:
         self.samples += chunk_images(batch)
-        if batch_idx + 1 != trainer.num_training_batches:
+        if not last_chunk(trainer):
             return
         # The epoch's last chunk; validation comes next (and clears the gradients), the epoch's end after it.
         start, self.epoch_start = self.epoch_start, None

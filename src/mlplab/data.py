@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 import torchvision
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, Trainer
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
@@ -167,6 +167,14 @@ class Chunks:
 def chunk_images(chunk: Chunk) -> int:
     """Training images in a chunk (a shape, so no GPU sync)."""
     return sum(len(labels) for _, labels in chunk)
+
+
+def last_chunk(trainer: Trainer) -> bool:
+    """Whether the chunk being trained is the epoch's last (as Lightning's own _num_ready_batches_reached)."""
+    return (
+        trainer.is_last_batch
+        or trainer.fit_loop.epoch_loop.batch_progress.current.ready == trainer.num_training_batches
+    )
 
 
 class MNISTDataModule(LightningDataModule):

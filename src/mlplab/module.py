@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mlplab.data import Chunk, chunk_images
+from mlplab.data import Chunk, chunk_images, last_chunk
 from mlplab.errors import Diverged
 
 Batch = tuple[Tensor, Tensor]
@@ -85,17 +85,9 @@ class Classifier(LightningModule):
             outputs.append(logits.detach())
             for name, value in terms.items():
                 penalties[name].append(value.detach())
-        if interval == "epoch" and self._last_chunk():  # where Lightning would step it: before validation
+        if interval == "epoch" and last_chunk(self.trainer):  # where Lightning would step it: before validation
             schedule.scheduler.step()
         self._log_chunk(chunk, losses, outputs, penalties)
-
-    def _last_chunk(self) -> bool:
-        """Whether this is the epoch's last training chunk (as Lightning's own _num_ready_batches_reached)."""
-        trainer = self.trainer
-        return (
-            trainer.is_last_batch
-            or trainer.fit_loop.epoch_loop.batch_progress.current.ready == trainer.num_training_batches
-        )
 
     def _log_chunk(
         self, chunk: Chunk, losses: list[Tensor], outputs: list[Tensor], penalties: dict[str, list[Tensor]]
