@@ -31,6 +31,11 @@ OVERRIDES = [*SYNTHETIC, "trainer.max_epochs=2", "scheduler=cosine", "regulariza
 EPOCH_ENDS = [3, 7]
 
 
+def hparams_content(events: EventAccumulator) -> dict[str, HParamsPluginData]:
+    """A run's HParams session, by tag: experiment, session start (the hparams), session end."""
+    return {tag: HParamsPluginData.FromString(data) for tag, data in events.PluginTagToContent("hparams").items()}
+
+
 @pytest.fixture(scope="module")
 def run(synthetic_mnist, tmp_path_factory):
     """One run with TensorBoard on the synthetic data: (run folder, metrics, its events with nothing dropped)."""
@@ -58,7 +63,7 @@ def test_scalars_include_learning_rate_and_throughput(run):
 
 def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
     run_dir, metrics, events = run
-    content = {tag: HParamsPluginData.FromString(data) for tag, data in events.PluginTagToContent("hparams").items()}
+    content = hparams_content(events)
     start = content["_hparams_/session_start_info"].session_start_info
     hparams = {name: value.string_value or value.number_value for name, value in start.hparams.items()}
     assert hparams == {
@@ -102,7 +107,7 @@ def test_a_run_that_diverged_keeps_its_hparams_session_with_every_metric_column(
         train(compose_train([*SYNTHETIC, "optimizer.lr=1e12"], run_dir, synthetic_mnist))
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
-    content = {tag: HParamsPluginData.FromString(data) for tag, data in events.PluginTagToContent("hparams").items()}
+    content = hparams_content(events)
     start = content["_hparams_/session_start_info"].session_start_info
     assert start.hparams["status"].string_value == "diverged" and start.hparams["lr"].number_value == 1e12
     # It stopped before validating: no metric to show, but the columns are the sweep's, as any run's.
@@ -123,8 +128,7 @@ class InterruptSecondChunk(Callback):
 def session_status(run_dir: Path) -> str:
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    content = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
-    return content.session_start_info.hparams["status"].string_value
+    return hparams_content(events)["_hparams_/session_start_info"].session_start_info.hparams["status"].string_value
 
 
 def test_a_resumed_run_shows_the_session_of_its_real_end(synthetic_mnist, tmp_path):
