@@ -54,10 +54,9 @@ from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 from torchvision import transforms
 
-from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, chunk_images, load_split, prepare_mnist
+from mlplab.data import MEAN, MNIST_MD5, REPO, REPO_DATA_DIR, STD, chunk_images, load_split, prepare_mnist
 from mlplab.training import build
 
-REPO = Path(__file__).resolve().parents[1]
 MULTIPLY_ADDS = 784 * 512 + 512 * 256 + 256 * 10  # per image, forward pass of the lesson's MLP
 # The usual count for training: 2 FLOP per multiply-add forward, 4 backward (the gradients of the weights
 # and of the layer inputs). Autograd skips the first layer's input gradient, so this bound is a generous one.
