@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py                    # batch 64, the lesson's recipe (about 3 minutes)
     python scripts/benchmark.py --batch-size 512   # the epoch time against the FLOP bound
-    python scripts/benchmark.py --batches 20       # a quick check ((c) trains whole chunks: 32 batches here)
+    python scripts/benchmark.py --batches 20       # a quick check ((c) trains whole chunks: 64 batches here)
 
 All three train the lesson's 784-512-256-10 ReLU MLP with cross-entropy and SGD (momentum 0.9, lr 0.01):
 

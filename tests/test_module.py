@@ -1,6 +1,7 @@
 import pytest
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 from mlplab.data import Chunks, TensorLoader
@@ -29,10 +30,17 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
     assert penalties["l2_penalty"].item() == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
 
 
-def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, chunk: int) -> Trainer:
+def train_once(
+    module: Classifier, images: torch.Tensor, labels: torch.Tensor, chunk: int, callbacks: list[Callback] | None = None
+) -> Trainer:
     """Train one epoch of batches of 8 in order, handed over `chunk` at a time, with a bare Trainer."""
     trainer = Trainer(
-        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
     )
     trainer.fit(module, train_dataloaders=Chunks(TensorLoader(images, labels, 8, train=False), chunk))
     return trainer
@@ -69,6 +77,53 @@ def test_a_chunk_takes_one_optimizer_step_per_batch():
     )
     for name, value in single.state_dict().items():
         torch.testing.assert_close(chunked.state_dict()[name], value)
+
+
+class GradientNorms(Callback):
+    """A callback that needs Lightning's step hooks: the gradient norm before every optimizer step."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.norms.append(torch.cat([p.grad.flatten() for p in module.parameters()]).norm().item())
+
+
+def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_callback_has_one():
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    direct = Classifier(model=MODEL, loss=LOSS, optimizer={**OPTIMIZER, "momentum": 0.9})
+    hooked = Classifier(model=MODEL, loss=LOSS, optimizer={**OPTIMIZER, "momentum": 0.9})
+    hooked.load_state_dict(direct.state_dict())
+    watcher = GradientNorms()
+    steps = [train_once(direct, images, labels, chunk=3), train_once(hooked, images, labels, 3, [watcher])]
+    assert direct.direct_steps() and not hooked.direct_steps()
+    assert [trainer.global_step for trainer in steps] == [5, 5]
+    assert len(watcher.norms) == 5 and all(norm > 0 for norm in watcher.norms)
+    for name, value in hooked.state_dict().items():
+        assert torch.equal(direct.state_dict()[name], value), name  # bit for bit
+
+
+class AfterBackward(Classifier):
+    def on_after_backward(self) -> None:
+        self.log("grad_norm", torch.cat([p.grad.flatten() for p in self.parameters()]).norm())
+
+
+@pytest.mark.parametrize(
+    "trainer_kwargs, module_class, direct",
+    [
+        ({}, Classifier, True),
+        ({"precision": "bf16-mixed"}, Classifier, True),  # autocast only: no loss scaling
+        ({}, AfterBackward, False),
+        ({"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}, Classifier, False),
+        ({"strategy": "ddp", "devices": 2}, Classifier, False),  # gradient sync
+    ],
+    ids=["plain", "bf16-mixed", "module-hook", "loss-scaling", "ddp"],
+)
+def test_steps_go_through_lightning_where_it_adds_more_than_empty_hooks(trainer_kwargs, module_class, direct):
+    module = module_class(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
+    module.trainer = Trainer(accelerator="cpu", logger=False, **trainer_kwargs)
+    assert module.direct_steps() is direct
 
 
 def test_softmax_mse_is_the_squared_distance_to_the_one_hot_target():

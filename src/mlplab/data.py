@@ -195,7 +195,7 @@ class MNISTDataModule(LightningDataModule):
         seed: int = 0,
         md5: dict[str, str] | None = None,
         augment: dict[str, float] | None = None,
-        chunk: int = 32,
+        chunk: int = 64,
     ) -> None:
         super().__init__()
         # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
