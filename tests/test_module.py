@@ -2,6 +2,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
 from mlplab.data import Chunks, TensorLoader
@@ -30,9 +31,7 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
     assert penalties["l2_penalty"].item() == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
 
 
-def train_once(
-    module: Classifier, images: torch.Tensor, labels: torch.Tensor, chunk: int, callbacks: list[Callback] | None = None
-) -> Trainer:
+def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, chunk: int, **trainer_kwargs) -> Trainer:
     """Train one epoch of batches of 8 in order, handed over `chunk` at a time, with a bare Trainer."""
     trainer = Trainer(
         max_epochs=1,
@@ -40,7 +39,7 @@ def train_once(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=callbacks,
+        **trainer_kwargs,
     )
     trainer.fit(module, train_dataloaders=Chunks(TensorLoader(images, labels, 8, train=False), chunk))
     return trainer
@@ -89,24 +88,62 @@ class GradientNorms(Callback):
         self.norms.append(torch.cat([p.grad.flatten() for p in module.parameters()]).norm().item())
 
 
-def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_callback_has_one():
+def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_callback_has_one(monkeypatch):
+    backward_calls = []  # Lightning's path: every step's backward goes through the strategy
+    strategy_backward = SingleDeviceStrategy.backward
+    monkeypatch.setattr(
+        SingleDeviceStrategy,
+        "backward",
+        lambda *args, **kwargs: backward_calls.append(1) or strategy_backward(*args, **kwargs),
+    )
     torch.manual_seed(0)
     images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
     direct = Classifier(model=MODEL, loss=LOSS, optimizer={**OPTIMIZER, "momentum": 0.9})
     hooked = Classifier(model=MODEL, loss=LOSS, optimizer={**OPTIMIZER, "momentum": 0.9})
     hooked.load_state_dict(direct.state_dict())
     watcher = GradientNorms()
-    steps = [train_once(direct, images, labels, chunk=3), train_once(hooked, images, labels, 3, [watcher])]
-    assert direct.direct_steps() and not hooked.direct_steps()
-    assert [trainer.global_step for trainer in steps] == [5, 5]
+    # The profiler must see each direct step too (it raises on an optimizer_step it did not see start).
+    trainer = train_once(direct, images, labels, chunk=3, profiler="simple")
+    assert trainer.global_step == 5 and len(trainer.profiler.recorded_durations["optimizer_step"]) == 5
+    assert direct.direct_steps() and backward_calls == []
+    assert train_once(hooked, images, labels, 3, callbacks=[watcher]).global_step == 5
+    assert not hooked.direct_steps() and len(backward_calls) == 5
     assert len(watcher.norms) == 5 and all(norm > 0 for norm in watcher.norms)
     for name, value in hooked.state_dict().items():
         assert torch.equal(direct.state_dict()[name], value), name  # bit for bit
 
 
+class LossRecorder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: list[tuple[float, int]] = []  # (loss, batch size) of each step
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(logits, labels)
+        self.losses.append((loss.item(), len(labels)))
+        return loss
+
+
+def test_the_logged_training_loss_is_the_mean_over_images_also_under_autocast():
+    torch.manual_seed(0)
+    images, labels = torch.randn(44, 1, 28, 28), torch.randint(0, 10, (44,))
+    module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
+    module.criterion = LossRecorder()
+    # Batches of 8, 8, 8 | 8, 8, 4 (chunks of 3): the chunks' means weigh each batch by its images.
+    trainer = train_once(module, images, labels, chunk=3, precision="bf16-mixed")
+    mean = sum(loss * size for loss, size in module.criterion.losses) / 44
+    assert len(module.criterion.losses) == 6
+    assert trainer.callback_metrics["train/loss_epoch"].item() == pytest.approx(mean, rel=1e-6)
+
+
 class AfterBackward(Classifier):
     def on_after_backward(self) -> None:
         self.log("grad_norm", torch.cat([p.grad.flatten() for p in self.parameters()]).norm())
+
+
+class OwnBackward(Classifier):
+    def backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
+        (2 * loss).backward(*args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -115,10 +152,12 @@ class AfterBackward(Classifier):
         ({}, Classifier, True),
         ({"precision": "bf16-mixed"}, Classifier, True),  # autocast only: no loss scaling
         ({}, AfterBackward, False),
+        ({}, OwnBackward, False),
         ({"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}, Classifier, False),
+        ({"precision": "64-true"}, Classifier, False),  # other precision plugins: Lightning's path, to be safe
         ({"strategy": "ddp", "devices": 2}, Classifier, False),  # gradient sync
     ],
-    ids=["plain", "bf16-mixed", "module-hook", "loss-scaling", "ddp"],
+    ids=["plain", "bf16-mixed", "module-hook", "own-backward", "loss-scaling", "64-true", "ddp"],
 )
 def test_steps_go_through_lightning_where_it_adds_more_than_empty_hooks(trainer_kwargs, module_class, direct):
     module = module_class(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
