@@ -139,7 +139,7 @@ Chunk = list[tuple[Tensor, Tensor]]
 class Chunks:
     """A training loader's batches, handed out `size` at a time as a list (a chunk).
 
-    Lightning's fixed cost per training batch (hooks, logging, progress; about 0.5 ms on a CPU) is then paid once
+    Lightning's fixed cost per training batch (loop, hooks, logging; 1-2 ms on a CPU) is then paid once
     per chunk, while the module still takes one optimizer step per batch: the same steps, in the same order.
     """
 
