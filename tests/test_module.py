@@ -78,6 +78,10 @@ def test_a_chunk_takes_one_optimizer_step_per_batch():
         torch.testing.assert_close(chunked.state_dict()[name], value)
 
 
+def gradient_norm(module: nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in module.parameters()]).norm()
+
+
 class GradientNorms(Callback):
     """A callback that needs Lightning's step hooks: the gradient norm before every optimizer step."""
 
@@ -85,7 +89,7 @@ class GradientNorms(Callback):
         self.norms: list[float] = []
 
     def on_before_optimizer_step(self, trainer, module, optimizer):
-        self.norms.append(torch.cat([p.grad.flatten() for p in module.parameters()]).norm().item())
+        self.norms.append(gradient_norm(module).item())
 
 
 def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_callback_has_one(monkeypatch):
@@ -138,7 +142,7 @@ def test_the_logged_training_loss_is_the_mean_over_images_also_under_autocast():
 
 class AfterBackward(Classifier):
     def on_after_backward(self) -> None:
-        self.log("grad_norm", torch.cat([p.grad.flatten() for p in self.parameters()]).norm())
+        self.log("grad_norm", gradient_norm(self))
 
 
 class OwnBackward(Classifier):
