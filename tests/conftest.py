@@ -84,7 +84,7 @@ def data_overrides(data: tuple[Path, dict[str, str]]) -> list[str]:
 SYNTHETIC = [
     "data.val_size=200",
     "data.batch_size=50",
-    "data.chunk=4",  # 16 batches of training data per epoch: 4 Lightning batches (chunks)
+    "steps_per_execution=4",  # 16 batches of training data per epoch: 4 executions
     "data.eval_batch_size=100",
     "trainer.max_epochs=3",
     "model.hidden_dims=[64,32]",

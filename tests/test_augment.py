@@ -104,14 +104,20 @@ def test_bad_options_name_the_key(options, message):
 
 
 class Batches(Callback):
-    """Records the batches as the module receives them."""
+    """Records the training batches as the module's train_step receives them, and the validation batches."""
 
     def __init__(self) -> None:
         self.train: list[torch.Tensor] = []
         self.val: list[torch.Tensor] = []
 
-    def on_train_batch_start(self, trainer, module, chunk, batch_idx):
-        self.train += [images.clone() for images, _ in chunk]
+    def setup(self, trainer, module, stage):
+        train_step = module.train_step
+
+        def recorded(batch):
+            self.train.append(batch.images.clone())
+            return train_step(batch)
+
+        module.train_step = recorded
 
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:
@@ -120,7 +126,7 @@ class Batches(Callback):
 
 def fit_batches(synthetic_mnist, tmp_path, *overrides: str) -> tuple[Batches, dict]:
     cfg = compose_train(
-        [*SYNTHETIC, "trainer.max_epochs=1", "++trainer.limit_train_batches=3", "logger=none", *overrides],
+        [*SYNTHETIC, "trainer.max_epochs=1", "++trainer.limit_train_batches=12", "logger=none", *overrides],
         tmp_path,
         synthetic_mnist,
     )
@@ -141,7 +147,7 @@ def test_training_batches_are_distorted_and_evaluation_batches_are_not(synthetic
     augment = "data.augment={rotate:10,scale:0.1,shift:2}"
     batches, splits = fit_batches(synthetic_mnist, tmp_path / "a", augment)
     train, val = torch.cat(batches.train), torch.cat(batches.val)
-    assert len(train) == 3 * 4 * 50 and len(val) == 200  # 3 chunks of 4 batches of 50
+    assert len(train) == 12 * 50 and len(val) == 200  # 12 batches of 50
     assert nearest_distance(train, splits["train"][0]).min() > 0.05  # no training image arrives untouched
     assert nearest_distance(val, splits["val"][0]).max() == 0  # every validation image arrives as it is
 

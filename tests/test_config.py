@@ -136,9 +136,10 @@ def test_model_is_built_from_config(make_cfg):
 
 def test_trainer_options(make_cfg):
     assert make_cfg(synthetic=False).trainer.accelerator == "auto"
-    _, _, trainer = build(make_cfg("trainer=cpu", "++trainer.limit_train_batches=0.1", "trainer.max_epochs=7"))
-    assert type(trainer.accelerator).__name__ == "CPUAccelerator"
-    assert trainer.limit_train_batches == 0.1 and trainer.max_epochs == 7
+    _, module, trainer = build(make_cfg("trainer=cpu", "++trainer.limit_train_batches=0.1", "trainer.max_epochs=7"))
+    assert type(trainer.accelerator).__name__ == "CPUAccelerator" and trainer.max_epochs == 7
+    # Counted in batches by mlplab.execution, not in Lightning's executions.
+    assert module.plan.limit_train_batches == 0.1 and trainer.limit_train_batches == 1.0
 
 
 def test_batch_size_and_seed_reach_the_datamodule(make_cfg):

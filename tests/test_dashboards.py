@@ -49,14 +49,14 @@ def run(synthetic_mnist, tmp_path_factory):
 def test_scalars_include_learning_rate_and_throughput(run):
     _, metrics, events = run
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
-    assert {"test/loss", "test/acc", "train/l2_penalty_epoch", "lr-SGD", "train/samples_per_s"} <= tags
+    assert {"train/loss_step", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
+    assert {"test/loss", "test/acc", "train/l2_penalty", "train/lr", "train/samples_per_s"} <= tags
     # Per step: cosine annealing over 2 epochs keeps lr 0.01 in the first epoch and halves it in the second.
-    lr = {event.step: event.value for event in events.Scalars("lr-SGD")}
+    lr = {event.step: event.value for event in events.Scalars("train/lr")}
     assert lr == pytest.approx({1: 0.01, 3: 0.01, 5: 0.005, 7: 0.005})
     # One value per epoch, with the epoch's other values; each epoch's 800 images took less than the whole run.
     throughput = events.Scalars("train/samples_per_s")
-    assert [event.step for event in throughput] == [event.step for event in events.Scalars("train/loss_epoch")]
+    assert [event.step for event in throughput] == [event.step for event in events.Scalars("train/loss")]
     assert [event.step for event in throughput] == EPOCH_ENDS
     assert all(800 / metrics["train_time_s"] < event.value < 1e7 for event in throughput)
 
@@ -232,7 +232,7 @@ def test_tensorboard_serves_the_run(run, tmp_path):
         base = match.group(1)
         assert get(base + "data/runs") == ["sgd_cosine"]
         tags = get(base + "data/plugin/scalars/tags")["sgd_cosine"]
-        assert {"val/acc", "train/loss_epoch", "lr-SGD", "train/samples_per_s", "test/acc"} <= set(tags)
+        assert {"val/acc", "train/loss", "train/lr", "train/samples_per_s", "test/acc"} <= set(tags)
         query = urllib.parse.urlencode({"run": "sgd_cosine", "tag": "test/acc"})
         [*_, (_, step, value)] = get(base + "data/plugin/scalars/scalars?" + query)
         assert step == EPOCH_ENDS[-1] + 1 and value == pytest.approx(metrics["test/acc"])

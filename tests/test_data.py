@@ -5,6 +5,7 @@ import torch
 
 from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, MNISTDataModule, TensorLoader, prepare_mnist
 from mlplab.errors import InputError
+from mlplab.execution import Executions, Plan
 
 from conftest import real_data
 
@@ -62,12 +63,11 @@ def test_validation_split_is_disjoint_and_independent_of_the_run_seed(synthetic_
 
 def test_training_batches_reshuffle_each_epoch_and_cover_the_split():
     images, labels = torch.arange(10).float().view(10, 1), torch.arange(10)
-    epoch, done = 0, 0
-    loader = TensorLoader(images, labels, batch_size=4, train=True, seed=3, position=lambda: (epoch, done))
+    loader = TensorLoader(images, labels, batch_size=4, train=True, seed=3)
     assert len(loader) == 3
     first = torch.cat([y for _, y in loader])
     again = torch.cat([y for _, y in loader])
-    epoch = 1
+    loader.set_epoch(1)
     second = torch.cat([y for _, y in loader])
     assert sorted(first.tolist()) == list(range(10)) == sorted(second.tolist())
     assert torch.equal(first, again)  # the order depends on (seed, epoch) only: resumable
@@ -75,8 +75,35 @@ def test_training_batches_reshuffle_each_epoch_and_cover_the_split():
     assert [len(y) for _, y in loader] == [4, 4, 2]
     for x, y in loader:
         assert torch.equal(x.view(-1), y.float())  # images stay paired with their labels
-    done = 2  # resumed after two batches of epoch 1: only the rest of that epoch's order remains
-    assert torch.equal(torch.cat([y for _, y in loader]), second[8:])
+
+
+def labels_of(execution) -> list[list[int]]:
+    return [batch.labels.tolist() for _, batch in execution]
+
+
+def test_executions_group_batches_end_at_validations_and_resume_from_their_state():
+    images, labels = torch.zeros(23, 1), torch.arange(23)
+    epoch = 0
+    loader = TensorLoader(images, labels, batch_size=2, train=False)  # 12 batches, in order
+    plan = Plan(steps_per_execution=5, val_check_interval=4, limit_train_batches=11)
+    executions = Executions(loader, plan, lambda: epoch)
+    groups = [(e.first, e.size, e.last) for e in executions]
+    # 11 batches, never more than 5 at once, and an execution ends at batches 4 and 8 (validations).
+    assert groups == [(0, 4, False), (4, 4, False), (8, 3, True)]
+    iterator = iter(executions)
+    assert labels_of(next(iterator)) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    state = executions.state_dict()
+    assert state == {"epoch": 0, "batches": 4, "steps_per_execution": 5}
+    resumed = Executions(loader, Plan(steps_per_execution=2, limit_train_batches=11), lambda: 99)
+    resumed.load_state_dict(state)
+    rest = [labels_of(execution) for execution in resumed]
+    assert rest[0] == [[8, 9], [10, 11]] and len(rest) == 4  # batches 4..10 of epoch 0, in executions of 2
+    assert resumed.state_dict() == {"epoch": 0, "batches": 11, "steps_per_execution": 2}
+    finished = Executions(loader, plan, lambda: 0)
+    finished.load_state_dict(resumed.state_dict())  # saved after the epoch's last batch: the next epoch
+    following = list(finished)
+    assert [e.first for e in following] == [0, 4, 8]
+    assert labels_of(following[0]) == [[0, 1], [2, 3], [4, 5], [6, 7]] and finished.state_dict()["epoch"] == 1
 
 
 def test_ranks_get_disjoint_equal_training_shards_and_full_evaluation_shards():

@@ -1,11 +1,13 @@
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
-from mlplab.data import Chunks, TensorLoader
+from mlplab.data import TensorLoader
+from mlplab.execution import Executions, Plan
 from mlplab.errors import InputError
 from mlplab.losses import SoftmaxMSELoss
 from mlplab.model import ACTIVATIONS, MLP
@@ -31,8 +33,9 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
     assert penalties["l2_penalty"].item() == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
 
 
-def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, chunk: int, **trainer_kwargs) -> Trainer:
-    """Train one epoch of batches of 8 in order, handed over `chunk` at a time, with a bare Trainer."""
+def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, steps: int, **trainer_kwargs) -> Trainer:
+    """Train one epoch of batches of 8 in order, `steps` per execution, with a bare Trainer."""
+    module.plan = Plan(steps)
     trainer = Trainer(
         max_epochs=1,
         logger=False,
@@ -41,7 +44,8 @@ def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, c
         enable_model_summary=False,
         **trainer_kwargs,
     )
-    trainer.fit(module, train_dataloaders=Chunks(TensorLoader(images, labels, 8, train=False), chunk))
+    loader = Executions(TensorLoader(images, labels, 8, train=False), module.plan, lambda: trainer.current_epoch)
+    trainer.fit(module, train_dataloaders=loader)
     return trainer
 
 
@@ -54,7 +58,7 @@ def test_penalties_add_their_gradient_to_each_step():
     penalized.load_state_dict(plain.state_dict())
     start = {name: value.clone() for name, value in plain.net.state_dict().items()}
     for module in (plain, penalized):
-        train_once(module, images, labels, chunk=1)
+        train_once(module, images, labels, steps=1)
     for name, weight in start.items():
         # SGD: w - lr * (data gradient + l1 * sign(w) + 2 * l2 * w), on Linear weights only
         penalty = 1e-3 * weight.sign() + 2 * 1e-2 * weight if name.endswith("weight") else 0
@@ -62,20 +66,20 @@ def test_penalties_add_their_gradient_to_each_step():
         torch.testing.assert_close(penalized.net.state_dict()[name], expected)
 
 
-def test_a_chunk_takes_one_optimizer_step_per_batch():
+def test_an_execution_takes_one_optimizer_step_per_batch():
     torch.manual_seed(0)
     images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
-    chunked = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
+    grouped = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
     single = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
-    single.load_state_dict(chunked.state_dict())
-    # 5 batches: chunks of 3 and 2, against 5 chunks of 1
+    single.load_state_dict(grouped.state_dict())
+    # 5 batches: executions of 3 and 2, against 5 of 1
     assert (
-        train_once(chunked, images, labels, chunk=3).global_step
+        train_once(grouped, images, labels, steps=3).global_step
         == train_once(single, images, labels, 1).global_step
         == 5
     )
     for name, value in single.state_dict().items():
-        torch.testing.assert_close(chunked.state_dict()[name], value)
+        torch.testing.assert_close(grouped.state_dict()[name], value)
 
 
 def gradient_norm(module: nn.Module) -> torch.Tensor:
@@ -107,11 +111,12 @@ def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_cal
     hooked.load_state_dict(direct.state_dict())
     watcher = GradientNorms()
     # The profiler must see each direct step too (it raises on an optimizer_step it did not see start).
-    trainer = train_once(direct, images, labels, chunk=3, profiler="simple")
+    trainer = train_once(direct, images, labels, steps=3, profiler="simple")
     assert trainer.global_step == 5 and len(trainer.profiler.recorded_durations["optimizer_step"]) == 5
-    assert direct.direct_steps() and backward_calls == []
-    assert train_once(hooked, images, labels, 3, callbacks=[watcher]).global_step == 5
-    assert not hooked.direct_steps() and len(backward_calls) == 5
+    assert direct.direct_steps(LightningOptimizer(trainer.optimizers[0])) and backward_calls == []
+    hooked_trainer = train_once(hooked, images, labels, 3, callbacks=[watcher])
+    assert hooked_trainer.global_step == 5
+    assert not hooked.direct_steps(LightningOptimizer(hooked_trainer.optimizers[0])) and len(backward_calls) == 5
     assert len(watcher.norms) == 5 and all(norm > 0 for norm in watcher.norms)
     for name, value in hooked.state_dict().items():
         assert torch.equal(direct.state_dict()[name], value), name  # bit for bit
@@ -133,11 +138,11 @@ def test_the_logged_training_loss_is_the_mean_over_images_also_under_autocast():
     images, labels = torch.randn(44, 1, 28, 28), torch.randint(0, 10, (44,))
     module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
     module.criterion = LossRecorder()
-    # Batches of 8, 8, 8 | 8, 8, 4 (chunks of 3): the chunks' means weigh each batch by its images.
-    trainer = train_once(module, images, labels, chunk=3, precision="bf16-mixed")
+    # Batches of 8, 8, 8 | 8, 8, 4 (executions of 3): the means weigh each batch by its images.
+    trainer = train_once(module, images, labels, steps=3, precision="bf16-mixed")
     mean = sum(loss * size for loss, size in module.criterion.losses) / 44
     assert len(module.criterion.losses) == 6
-    assert trainer.callback_metrics["train/loss_epoch"].item() == pytest.approx(mean, rel=1e-6)
+    assert trainer.callback_metrics["train/loss"].item() == pytest.approx(mean, rel=1e-6)
 
 
 class AfterBackward(Classifier):
@@ -166,7 +171,8 @@ class OwnBackward(Classifier):
 def test_steps_go_through_lightning_where_it_adds_more_than_empty_hooks(trainer_kwargs, module_class, direct):
     module = module_class(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
     module.trainer = Trainer(accelerator="cpu", logger=False, **trainer_kwargs)
-    assert module.direct_steps() is direct
+    optimizer = LightningOptimizer(torch.optim.SGD(module.parameters(), lr=0.1))
+    assert module.direct_steps(optimizer) is direct
 
 
 def test_softmax_mse_is_the_squared_distance_to_the_one_hot_target():

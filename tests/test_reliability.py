@@ -70,9 +70,16 @@ BAD_INPUT = [
     (["model.dropout=1.0"], r"model.dropout=1.0: must be in \[0, 1\)"),
     (["model.dropout=-0.2"], r"model.dropout=-0.2: must be in \[0, 1\)"),
     (["data.batch_size=0"], r"data.batch_size=0: must be an integer >= 1"),
-    (["data.chunk=0"], r"data.chunk=0: must be an integer >= 1"),
-    (["++trainer.gradient_clip_val=1.0"], r"trainer.gradient_clip_val=1.0: must be unset: Lightning cannot clip"),
-    (["++trainer.accumulate_grad_batches=4"], r"trainer.accumulate_grad_batches=4: must be 1: for larger steps"),
+    (["steps_per_execution=0"], r"steps_per_execution=0: must be an integer >= 1"),
+    (["++trainer.gradient_clip_val=-1.0"], r"trainer.gradient_clip_val=-1.0: must be a number >= 0"),
+    (["++trainer.gradient_clip_algorithm=l2"], r"trainer.gradient_clip_algorithm=l2: must be norm or value"),
+    (["++trainer.accumulate_grad_batches=0"], r"trainer.accumulate_grad_batches=0: must be an integer >= 1"),
+    (["++trainer.val_check_interval=0.5"], r"trainer.val_check_interval=0.5: must be a number of training batches"),
+    (["++trainer.overfit_batches=0.1"], r"trainer.overfit_batches=0.1: must be a number of batches \(an integer\)"),
+    (
+        ["++trainer.check_val_every_n_epoch=null", "++trainer.val_check_interval=10"],
+        r"trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across epochs",
+    ),
     (["model.hidden_dims=[]"], r"model.hidden_dims=\[\]: give one or more positive layer sizes"),
     (["model.hidden_dims=[64,-1]"], r"model.hidden_dims=\[64, -1\]: give one or more positive layer sizes"),
     (["model.activation=swish"], r"model.activation='swish': choose one of relu, leaky_relu, elu, gelu, silu"),
@@ -254,31 +261,62 @@ def test_run_folder_records_what_it_takes_to_repeat_the_run(make_cfg):
         assert len(record["git"]["commit"]) == 40
 
 
-@pytest.mark.parametrize("step", [8, 16], ids=["mid-epoch", "last-chunk"])
-def test_resuming_inside_an_epoch_with_another_chunk_size_is_refused(make_cfg, step):
-    class Save(Callback):  # a checkpoint inside the epoch (of 4 chunks of 4 batches), as Ctrl-C writes one
-        def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
-            if trainer.global_step == step:
-                trainer.save_checkpoint(Path(trainer.default_root_dir) / "mid.ckpt", weights_only=False)
+class SaveAt(Callback):
+    """Saves mid.ckpt after the training step that reaches optimizer step `step`, as Ctrl-C would."""
 
-    cfg = make_cfg("trainer.max_epochs=1", "logger=none")
-    train(cfg, callbacks=[Save()])
-    mid = Path(cfg.paths.output_dir) / "mid.ckpt"
-    with pytest.raises(InputError) as raised:
-        check_config(make_cfg("data.chunk=8", f"ckpt_path={mid}"))
-    assert str(raised.value) == f"data.chunk=8: {mid} was trained with data.chunk=4; resume with the same chunk size"
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / "mid.ckpt", weights_only=False)
 
 
-@pytest.mark.parametrize("chunk", [8, 2], ids=["larger", "smaller"])
-def test_resuming_at_an_epoch_end_with_another_chunk_size_trains_the_same_steps(make_cfg, tmp_path, chunk):
-    uninterrupted, _ = train(make_cfg("logger=none"))  # 3 epochs in chunks of 4
+@pytest.mark.parametrize(
+    ("step", "steps_per_execution"),
+    [(8, 8), (8, 1), (16, 3), (20, 64), (44, 5)],
+    ids=["mid-epoch-larger", "mid-epoch-smaller", "last-execution", "second-epoch", "third-epoch-uneven"],
+)
+def test_resuming_from_any_checkpoint_with_any_steps_per_execution_trains_the_same_steps(
+    make_cfg, tmp_path, step, steps_per_execution
+):
+    uninterrupted, _ = train(make_cfg("logger=none"))  # 3 epochs of 16 batches, in executions of 4
+    first = make_cfg("logger=none")
+    first.paths.output_dir = str(tmp_path / "first")
+    train(first, callbacks=[SaveAt(step)])
+    mid = Path(first.paths.output_dir) / "mid.ckpt"
+    again = make_cfg(f"steps_per_execution={steps_per_execution}", f"ckpt_path={mid}", "logger=none")
+    again.paths.output_dir = str(tmp_path / "again")
+    resumed, objects = train(again)
+    assert objects["trainer"].global_step == 3 * 16
+    for name in ("test/loss", "test/acc", "val/acc_best", "val/loss", "val/acc", "epochs"):
+        assert resumed[name] == uninterrupted[name], name
+    # Every epoch's validation, that of the epoch resumed into included: the same steps gave the same weights.
+    assert resumed["history"]["val/acc"] == uninterrupted["history"]["val/acc"]
+
+
+@pytest.mark.parametrize("steps_per_execution", [8, 2], ids=["larger", "smaller"])
+def test_resuming_at_an_epoch_end_with_another_steps_per_execution_trains_the_same_steps(
+    make_cfg, tmp_path, steps_per_execution
+):
+    uninterrupted, _ = train(make_cfg("logger=none"))  # 3 epochs in executions of 4
     first = make_cfg("trainer.max_epochs=2", "logger=none")
     first.paths.output_dir = str(tmp_path / "first")
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
-    resumed, _ = train(make_cfg(f"data.chunk={chunk}", f"ckpt_path={last}", "logger=none"))
+    resumed, _ = train(make_cfg(f"steps_per_execution={steps_per_execution}", f"ckpt_path={last}", "logger=none"))
     for name in ("test/loss", "test/acc", "val/acc_best", "train/acc", "epochs"):
         assert resumed[name] == uninterrupted[name], name
     # Every epoch's validation, the resumed third one included: the same steps gave the same weights.
     for name in ("val/loss", "val/acc"):
         assert len(resumed["history"][name]) == 3 and resumed["history"][name] == uninterrupted["history"][name]
+
+
+def test_resuming_between_validations_with_another_steps_per_execution_is_refused(make_cfg, tmp_path):
+    first = make_cfg("trainer.max_epochs=1", "logger=none", "trainer.val_check_interval=8")
+    train(first, callbacks=[SaveAt(4)])
+    mid = Path(first.paths.output_dir) / "mid.ckpt"
+    again = make_cfg("trainer.val_check_interval=8", "steps_per_execution=2", f"ckpt_path={mid}", "logger=none")
+    again.paths.output_dir = str(tmp_path / "again")
+    with pytest.raises(InputError, match=r"steps_per_execution=2: this checkpoint was written between two validat"):
+        train(again)

@@ -43,8 +43,8 @@ def test_run_folder_holds_best_and_last_checkpoints_and_tensorboard_events(train
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
-    assert {"test/loss", "test/acc", "train/l1_penalty_epoch", "train/l2_penalty_epoch"} <= tags
+    assert {"train/loss_step", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= tags
+    assert {"test/loss", "test/acc", "train/l1_penalty", "train/l2_penalty"} <= tags
     assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
 
 
@@ -72,7 +72,7 @@ def test_metrics_json_keeps_every_epoch_when_an_early_epoch_is_tested(make_cfg):
         "val/acc": 3,
         "val/loss": 3,
         "train/acc": 3,
-        "train/loss_epoch": 3,
+        "train/loss": 3,
     }
     assert saved["history"]["val/acc"][-1] == pytest.approx(saved["val/acc"])  # the last epoch's, not the tested one's
 
@@ -105,10 +105,12 @@ def test_epoch_schedulers_shape_the_learning_rate(make_cfg, scheduler, overrides
 @pytest.mark.parametrize(
     ("overrides", "steps"),
     [
-        ([], 3 * 16),  # 3 epochs of 16 batches, in chunks of 4
-        (["data.chunk=5"], 3 * 16),  # chunks of 5, 5, 5 and 1
-        (["data.chunk=5", "++trainer.limit_train_batches=2"], 3 * 10),  # 2 chunks of 5 per epoch
-        (["++trainer.max_steps=21"], 21),  # the run ends inside a chunk
+        ([], 3 * 16),  # 3 epochs of 16 batches, in executions of 4
+        (["steps_per_execution=5"], 3 * 16),  # executions of 5, 5, 5 and 1
+        (["steps_per_execution=5", "++trainer.limit_train_batches=7"], 3 * 7),  # 7 batches per epoch: 5 and 2
+        (["++trainer.limit_train_batches=0.5"], 3 * 8),  # half of each epoch's 16 batches
+        (["++trainer.max_steps=21"], 21),  # the run ends inside an execution
+        (["++trainer.accumulate_grad_batches=3"], 3 * 6),  # a step every 3 batches, and at each epoch's end
     ],
 )
 def test_onecycle_spans_exactly_the_runs_optimizer_steps(make_cfg, overrides, steps):
@@ -119,17 +121,17 @@ def test_onecycle_spans_exactly_the_runs_optimizer_steps(make_cfg, overrides, st
     assert max(config.scheduler.get_last_lr()) < 0.01 / 50  # annealed far below the peak (optimizer.lr)
 
 
-def test_the_chunk_size_changes_the_speed_only(make_cfg, tmp_path):
+def test_steps_per_execution_changes_the_speed_only(make_cfg, tmp_path):
     runs = []
-    for chunk in (1, 5):
+    for steps in (1, 5):
         cfg = make_cfg(
-            f"data.chunk={chunk}",
+            f"steps_per_execution={steps}",
             "regularization=[dropout,batch_norm,l1,l2]",
             "data.augment={rotate:10,scale:0.1,shift:2,elastic:1}",
             "scheduler=cosine",
             "logger=none",
         )
-        cfg.paths.output_dir = str(tmp_path / f"chunk{chunk}")
+        cfg.paths.output_dir = str(tmp_path / f"steps{steps}")
         metrics, objects = train(cfg)
         runs.append((metrics, objects["module"].state_dict(), objects["trainer"].global_step))
     (one, weights_one, steps_one), (five, weights_five, steps_five) = runs
@@ -138,7 +140,7 @@ def test_the_chunk_size_changes_the_speed_only(make_cfg, tmp_path):
         assert torch.equal(weights_five[name], value), name  # the same steps in the same order: the same bits
     for name in ("test/loss", "test/acc", "val/acc_best", "train/acc"):
         assert five[name] == one[name], name
-    for name in ("train/loss_epoch", "train/l1_penalty_epoch", "train/l2_penalty_epoch"):
+    for name in ("train/loss", "train/l1_penalty", "train/l2_penalty"):
         assert five[name] == pytest.approx(one[name], rel=1e-6), name  # the same means, summed in another order
 
 
@@ -169,7 +171,7 @@ def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path
     result = cli(*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=2", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
     # Not a terminal: one line per epoch instead of a progress bar, then the summary.
-    assert "epoch 0 (1/2)  train/loss_epoch" in result.stdout and "epoch 1 (2/2)" in result.stdout
+    assert "epoch 0 (1/2)  train/loss" in result.stdout and "epoch 1 (2/2)" in result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}" in result.stdout
     assert f"run folder:  {run_dir}" in result.stdout

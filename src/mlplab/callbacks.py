@@ -27,7 +27,7 @@ class EpochSummary(Callback):
         metrics = trainer.callback_metrics
         shown = " ".join(
             f"{name} {value:.2%}" if name.endswith("acc") else f"{name} {value:.4f}"
-            for name in ("train/loss_epoch", "train/acc", "val/loss", "val/acc")
+            for name in ("train/loss", "train/acc", "val/loss", "val/acc")
             if (value := metrics.get(name)) is not None
         )
         seconds = time.perf_counter() - self.start
@@ -39,7 +39,7 @@ class EpochSummary(Callback):
 class History(Callback):
     """Each epoch's validation and training metrics, kept across resumes (for curves in sweep summaries)."""
 
-    NAMES = ("val/acc", "val/loss", "train/acc", "train/loss_epoch")
+    NAMES = ("val/acc", "val/loss", "train/acc", "train/loss")
 
     def __init__(self) -> None:
         self.epochs: dict[str, list[float]] = {name: [] for name in self.NAMES}
@@ -72,10 +72,10 @@ class RandomState(Callback):
 
 
 class Interruption(Callback):
-    """Ctrl-C or SIGTERM ends training after the current chunk of batches, once checkpoints/interrupted.ckpt is saved.
+    """Ctrl-C or SIGTERM ends training after the current training step, once checkpoints/interrupted.ckpt is saved.
 
-    Stopping between chunks keeps the checkpoint consistent (no half-applied optimizer step), and the
-    datamodule resumes the epoch at the next chunk. A second Ctrl-C stops at once, without a checkpoint.
+    Stopping between Lightning's training steps keeps the checkpoint consistent (no half-applied optimizer step), and
+    the training loader resumes the epoch at the next batch. A second Ctrl-C stops at once, without a checkpoint.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -25,14 +25,27 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.val_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.chunk", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("trainer.max_epochs", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("scheduler.interval", lambda v: v in (None, "step", "epoch"), "step or epoch"),  # None: no scheduler
-    # The module steps the optimizer itself (once per batch of a chunk), where Lightning cannot clip or accumulate.
-    ("trainer.gradient_clip_val", lambda v: v is None, "unset: Lightning cannot clip the module's own steps"),
-    ("trainer.accumulate_grad_batches", lambda v: v in (None, 1), "1: for larger steps raise data.batch_size"),
+    ("steps_per_execution", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    # Applied by mlplab.execution, in batches, rather than by Lightning (None: not set, Lightning's default).
+    ("trainer.accumulate_grad_batches", lambda v: v is None or (_integer(v) and v >= 1), "an integer >= 1"),
+    ("trainer.gradient_clip_val", lambda v: v is None or (_number(v) and v >= 0), "a number >= 0"),
+    ("trainer.gradient_clip_algorithm", lambda v: v in (None, "norm", "value"), "norm or value"),
+    ("trainer.log_every_n_steps", lambda v: v is None or (_integer(v) and v >= 1), "an integer >= 1 (batches)"),
+    (
+        "trainer.limit_train_batches",
+        lambda v: v is None or (_integer(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+        "a number of batches (an integer >= 1) or a fraction of the epoch in (0, 1]",
+    ),
+    (
+        "trainer.val_check_interval",
+        lambda v: v is None or (_integer(v) and v >= 1) or v == 1.0,
+        "a number of training batches (an integer >= 1), or 1.0 for each epoch's end",
+    ),
+    ("trainer.overfit_batches", lambda v: v is None or (_integer(v) and v >= 0), "a number of batches (an integer)"),
     ("seed", _integer, "an integer"),
     ("threads", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
 ]
@@ -46,20 +59,13 @@ def check_config(cfg: DictConfig) -> None:
             raise InputError(f"{key}={value}: must be {allowed}")
     check_accelerator(cfg.trainer)
     if cfg.get("ckpt_path"):
-        check_resume(cfg.data.chunk, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
-
-
-def check_resume(chunk: int, checkpoint: dict[str, Any], ckpt_path: str) -> None:
-    """A run resumed mid-epoch finds its place by counting the chunks it trained: the chunk size must then be the
-    checkpoint's. From a checkpoint written at an epoch's end (last.ckpt, the best one), the next epoch starts
-    afresh. (A checkpoint from the epoch's last chunk or from a validation inside the loop is not one of those.)"""
-    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
-    epoch_done = epochs.get("started") is not None and epochs.get("processed") == epochs.get("started")
-    saved = checkpoint.get("datamodule_hyper_parameters", {}).get("chunk")
-    if saved != chunk and not epoch_done:
-        raise InputError(
-            f"data.chunk={chunk}: {ckpt_path} was trained with data.chunk={saved}; resume with the same chunk size"
-        )
+        load_checkpoint(cfg.ckpt_path)  # a missing file, or one that is not a checkpoint: an error before training
+    if cfg.trainer.get("check_val_every_n_epoch", 1) is None and _integer(cfg.trainer.get("val_check_interval")):
+        if cfg.steps_per_execution != 1:  # Lightning would count the executions across epochs, of varying sizes
+            raise InputError(
+                "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "
+                f"epochs needs steps_per_execution=1 (it is {cfg.steps_per_execution})"
+            )
 
 
 def check_accelerator(trainer: DictConfig) -> None:

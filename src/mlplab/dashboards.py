@@ -1,7 +1,6 @@
 """TensorBoard dashboards beyond the logged scalars: throughput, histograms, confusion matrices, mistakes, HParams."""
 
 import math
-import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -19,7 +18,7 @@ from torch.utils.tensorboard.summary import hparams
 from torch.utils.tensorboard.writer import FileWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mlplab.data import MEAN, STD, Chunk, chunk_images, last_chunk
+from mlplab.data import MEAN, STD
 
 # The HParams tab's metric columns: what a run is judged by (val/acc_best picks, test/* reports).
 HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -31,18 +30,12 @@ def tensorboard(trainer: Trainer) -> TensorBoardLogger | None:
     return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
 
 
-def scalar_step(trainer: Trainer) -> int:
-    """The step Lightning writes the logged scalars at: training chunks so far (not optimizer steps; see
-    mlplab.data.Chunks). Dashboards use it too, so that all of a run's curves and images share one axis."""
-    return trainer.fit_loop.epoch_loop._batches_that_stepped
-
-
 class Dashboards(Callback):
     """Writes what TensorBoard shows beyond the logged scalars; does nothing when the run has no TensorBoardLogger.
 
     - at the start, with `graph`: the network, traced from the module's example_input_array (Graphs tab)
-    - every epoch: `train/samples_per_s`, and with `histograms` each Linear layer's weights (`weights/fc1`, ...)
-      and gradients (`gradients/fc1`, ...) after the epoch's last training batch
+    - every epoch, with `histograms`: each Linear layer's weights (`weights/fc1`, ...) and gradients
+      (`gradients/fc1`, ...) after the epoch's last training batch
     - every validation epoch: `val/confusion_matrix`
     - after testing: `test/confusion_matrix`, and `test/misclassified`: up to `misclassified` wrongly classified
       test digits labelled with prediction and truth (0: none)
@@ -51,8 +44,6 @@ class Dashboards(Callback):
     def __init__(self, graph: bool = True, histograms: bool = True, misclassified: int = 32) -> None:
         self.graph, self.histograms, self.misclassified = graph, histograms, misclassified
         self.logger: TensorBoardLogger | None = None
-        self.epoch_start: float | None = None
-        self.samples = 0
         self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # (images, predictions, truths) of test batches
 
     def setup(self, trainer: Trainer, module: LightningModule, stage: str) -> None:
@@ -68,33 +59,17 @@ class Dashboards(Callback):
                 warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
                 self.logger.experiment.add_graph(module.net, module.example_input_array.to(module.device))
 
-    # Throughput: samples over the time from the epoch's first training chunk to the end of its last, so that
-    # validation is left out. Batch sizes are shapes: no GPU sync.
-    def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if self.epoch_start is None:  # the epoch's first batch, also the first one after a mid-epoch resume
-            self.epoch_start, self.samples = time.perf_counter(), 0
-
-    def on_train_batch_end(
-        self, trainer: Trainer, module: LightningModule, outputs: Any, batch: Chunk, batch_idx: int
-    ) -> None:
-        self.samples += chunk_images(batch)
-        if not last_chunk(trainer):
+    def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
+        # The epoch's last training batch: validation comes next (and clears the gradients), the epoch's end after it.
+        if self.logger is None or not self.histograms or not trainer.is_last_batch:
             return
-        # The epoch's last chunk; validation comes next (and clears the gradients), the epoch's end after it.
-        start, self.epoch_start = self.epoch_start, None
-        if self.logger is None:
-            return
-        experiment, step = self.logger.experiment, scalar_step(trainer)
-        # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
-        rate = self.samples * trainer.world_size / (time.perf_counter() - start)
-        self.logger.log_metrics({"train/samples_per_s": rate}, step)
-        if self.histograms:
-            linears = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
-            for number, linear in enumerate(linears, start=1):
-                # 64 even bins: TensorBoard's default of ~1,500 uneven ones takes 8 times as long for the same plot.
-                experiment.add_histogram(f"weights/fc{number}", linear.weight, step, bins=64)
-                if linear.weight.grad is not None:  # a frozen layer has none
-                    experiment.add_histogram(f"gradients/fc{number}", linear.weight.grad, step, bins=64)
+        experiment, step = self.logger.experiment, trainer.global_step
+        linears = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
+        for number, linear in enumerate(linears, start=1):
+            # 64 even bins: TensorBoard's default of ~1,500 uneven ones takes 8 times as long for the same plot.
+            experiment.add_histogram(f"weights/fc{number}", linear.weight, step, bins=64)
+            if linear.weight.grad is not None:  # a frozen layer has none
+                experiment.add_histogram(f"gradients/fc{number}", linear.weight.grad, step, bins=64)
 
     def on_validation_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
@@ -108,7 +83,7 @@ class Dashboards(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
         if self.logger is not None and not trainer.sanity_checking:
             image = confusion_image(self.matrix.compute(), f"Validation, epoch {trainer.current_epoch}")
-            self.logger.experiment.add_image("val/confusion_matrix", image, scalar_step(trainer), dataformats="HWC")
+            self.logger.experiment.add_image("val/confusion_matrix", image, trainer.global_step, dataformats="HWC")
 
     def on_test_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
@@ -131,7 +106,7 @@ class Dashboards(Callback):
     def on_test_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
         if self.logger is None:
             return
-        step, experiment = scalar_step(trainer), self.logger.experiment
+        step, experiment = trainer.global_step, self.logger.experiment
         image = confusion_image(self.matrix.compute(), "Test")
         experiment.add_image("test/confusion_matrix", image, step, dataformats="HWC")
         if self.mistakes:
@@ -240,7 +215,7 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     if logger is None or not trainer.is_global_zero:  # one session per run: other DDP ranks have no writer
         return
     # TensorBoard shows a session's metric as the last value of that scalar: written at the last step, not at 0.
-    step = scalar_step(trainer)
+    step = trainer.global_step
     logger.log_metrics({name: metrics[name] for name in HPARAMS_METRICS if name in metrics}, step)
     logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written
     # The session goes in an event file of its own, so that a resume (into the same folder) can drop the earlier

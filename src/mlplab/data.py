@@ -5,17 +5,19 @@ import hashlib
 import os
 import shutil
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torchvision
-from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
 from mlplab.errors import InputError
+from mlplab.execution import executions
 
 # md5 of the official uncompressed IDX files (torchvision's MNIST/raw/ layout).
 MNIST_MD5 = {
@@ -87,12 +89,17 @@ def load_split(data_dir: Path, train: bool) -> tuple[Tensor, Tensor]:
     return images, mnist.targets
 
 
+class Batch(NamedTuple):
+    images: Tensor
+    labels: Tensor
+
+
 class TensorLoader:
     """Batches cut from whole-split tensors: one index gather per batch, no per-sample work.
 
-    Training order is a permutation drawn from (seed, epoch). `position()` tells (epoch, batches of it
-    already trained), so a run resumed mid-epoch carries on with exactly the batches it had left.
-    With several processes each rank takes a disjoint shard.
+    Training order is a permutation drawn from (seed, epoch), set with `set_epoch` as for torch's DistributedSampler:
+    any epoch's order can be drawn again, so a resumed run trains what an uninterrupted one would. With several
+    processes each rank takes a disjoint shard. `transform` changes each batch's images as it is drawn.
     """
 
     def __init__(
@@ -102,22 +109,26 @@ class TensorLoader:
         batch_size: int,
         train: bool,
         seed: int = 0,
-        position: Callable[[], tuple[int, int]] = lambda: (0, 0),
         rank: int = 0,
         world_size: int = 1,
+        transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.train, self.seed, self.position = batch_size, train, seed, position
-        self.rank, self.world_size = rank, world_size
+        self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.rank, self.world_size, self.transform = rank, world_size, transform
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def _used(self) -> int:
         n = len(self.labels)
         # Equal shard sizes keep DDP ranks in step: the few leftover images wait for another epoch.
         return n - n % self.world_size if self.train else n
 
-    def _order(self, epoch: int) -> Tensor:
+    def _order(self) -> Tensor:
         if self.train:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(len(self.labels), generator=generator)[: self._used()]
         else:
             order = torch.arange(len(self.labels))
@@ -127,54 +138,10 @@ class TensorLoader:
         shard = len(range(self.rank, self._used(), self.world_size))
         return -(-shard // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        epoch, done = self.position() if self.train else (0, 0)
-        for index in self._order(epoch).split(self.batch_size)[done:]:
-            yield self.images[index], self.labels[index]
-
-
-Chunk = list[tuple[Tensor, Tensor]]
-
-
-class Chunks:
-    """A training loader's batches, handed out `size` at a time as a list (a chunk).
-
-    Lightning's fixed cost per training batch (loop, hooks, logging; 1-2 ms on a CPU) is then paid once
-    per chunk, while the module still takes one optimizer step per batch: the same steps, in the same order.
-    """
-
-    def __init__(self, loader: TensorLoader, size: int) -> None:
-        self.loader, self.size = loader, size
-
-    def __len__(self) -> int:
-        return -(-len(self.loader) // self.size)
-
-    def batches(self, chunks: int) -> int:
-        """How many batches (optimizer steps) the first `chunks` chunks hold."""
-        return min(chunks * self.size, len(self.loader))
-
-    def __iter__(self) -> Iterator[Chunk]:
-        chunk: Chunk = []
-        for batch in self.loader:
-            chunk.append(batch)
-            if len(chunk) == self.size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-
-def chunk_images(chunk: Chunk) -> int:
-    """Training images in a chunk (a shape, so no GPU sync)."""
-    return sum(len(labels) for _, labels in chunk)
-
-
-def last_chunk(trainer: Trainer) -> bool:
-    """Whether the chunk being trained is the epoch's last (as Lightning's own _num_ready_batches_reached)."""
-    return (
-        trainer.is_last_batch
-        or trainer.fit_loop.epoch_loop.batch_progress.current.ready == trainer.num_training_batches
-    )
+    def __iter__(self) -> Iterator[Batch]:
+        for index in self._order().split(self.batch_size):
+            images = self.images[index]
+            yield Batch(self.transform(images) if self.transform else images, self.labels[index])
 
 
 class MNISTDataModule(LightningDataModule):
@@ -182,7 +149,7 @@ class MNISTDataModule(LightningDataModule):
 
     `augment` (e.g. {"rotate": 10, "scale": 0.1, "shift": 2, "elastic": 1}: mlplab.augment.RandomDistortion)
     distorts each training batch at random, on the device, as it reaches the module; validation and test images
-    stay as they are. Training batches reach the module `chunk` at a time (see Chunks).
+    stay as they are.
     """
 
     def __init__(
@@ -195,7 +162,6 @@ class MNISTDataModule(LightningDataModule):
         seed: int = 0,
         md5: dict[str, str] | None = None,
         augment: dict[str, float] | None = None,
-        chunk: int = 64,
     ) -> None:
         super().__init__()
         # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
@@ -204,7 +170,6 @@ class MNISTDataModule(LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.md5 = dict(md5) if md5 else MNIST_MD5
-        self.chunk = chunk
         self.augment = RandomDistortion.from_config(augment) if augment else None
         self.generator: torch.Generator | None = None  # the distortions' random stream, made in setup
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
@@ -232,8 +197,7 @@ class MNISTDataModule(LightningDataModule):
         }
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
         if self.augment:
-            # A stream of its own, apart from dropout's (torch's global one): drawing a chunk's distortions before
-            # its steps then draws the same numbers as drawing each just before its step would.
+            # A stream of its own, apart from dropout's (torch's global one), saved in checkpoints (state_dict).
             self.generator = torch.Generator(device).manual_seed(self.seed + 1_000_003)
 
     # The distortions' stream in checkpoints, so that a resumed run draws what an uninterrupted one would.
@@ -244,34 +208,18 @@ class MNISTDataModule(LightningDataModule):
         if self.generator and "augment_generator" in state_dict:
             self.generator.set_state(state_dict["augment_generator"])
 
-    def _loader(self, split: str, batch_size: int, train: bool) -> TensorLoader:
-        if not self.trainer:
-            return TensorLoader(*self.splits[split], batch_size, train, self.seed)
-        trainer = self.trainer
+    def _loader(self, split: str, batch_size: int, train: bool, transform: Callable | None = None) -> TensorLoader:
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        return TensorLoader(*self.splits[split], batch_size, train, self.seed, rank, world_size, transform)
 
-        def position() -> tuple[int, int]:
-            # Lightning restores both from a checkpoint; `ready` counts this epoch's chunks already trained.
-            return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready * self.chunk
-
-        return TensorLoader(
-            *self.splits[split], batch_size, train, self.seed, position, trainer.global_rank, trainer.world_size
-        )
-
-    def train_dataloader(self) -> Chunks:
+    def train_dataloader(self) -> Iterable[Any]:
         # overfit_batches means the same few batches every epoch: no shuffling then.
         overfit = bool(self.trainer and self.trainer.overfit_batches)
-        return Chunks(self._loader("train", self.batch_size, train=not overfit), self.chunk)
+        distort = partial(self.augment, generator=self.generator) if self.augment else None
+        return executions(self._loader("train", self.batch_size, not overfit, distort), self.trainer)
 
     def val_dataloader(self) -> TensorLoader:
         return self._loader("val", self.eval_batch_size, train=False)
 
     def test_dataloader(self) -> TensorLoader:
         return self._loader("test", self.eval_batch_size, train=False)
-
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Called just before each chunk's steps, although Lightning fetches a chunk ahead: the distortions' stream is
-        # drawn in step order, so a resumed run draws the same ones. The splits live on the device already, so this
-        # runs there. The module's example input (a bare tensor, for its summary and graph) passes untouched.
-        if self.augment is None or not (self.trainer and self.trainer.training and isinstance(batch, list)):
-            return batch
-        return [(self.augment(images, self.generator), labels) for images, labels in batch]

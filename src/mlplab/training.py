@@ -16,7 +16,6 @@ import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
@@ -26,6 +25,7 @@ from mlplab.dashboards import log_hparams
 from mlplab.data import REPO
 from mlplab.distributed import use_job_commands
 from mlplab.errors import RunStopped
+from mlplab.execution import trainer_arguments
 from mlplab.module import Classifier
 
 
@@ -59,10 +59,9 @@ def build(
     if cfg.trainer.get("strategy") == "ddp":
         use_job_commands()
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
-    if not loggers:  # logger=none: LearningRateMonitor would raise, having nowhere to write
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    arguments, module.plan = trainer_arguments(_plain(cfg.trainer), cfg.steps_per_execution)
     trainer = instantiate(
-        cfg.trainer,
+        arguments,
         callbacks=callbacks,
         logger=loggers or False,
         enable_progress_bar=progress_bar,
@@ -99,15 +98,15 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except RunStopped as stop:
         record = _write_metrics(
-            trainer, output_dir, _epoch_metrics(trainer), _history(trainer), start, status=stop.status, error=str(stop)
+            trainer, output_dir, _metrics(trainer.callback_metrics), _history(trainer), start, status=stop.status, error=str(stop)
         )
         log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
         raise
-    metrics = _epoch_metrics(trainer)
+    metrics = _metrics(trainer.callback_metrics)
     history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-    metrics = _write_metrics(trainer, output_dir, {**metrics, **tested[0]}, history, start, best_checkpoint=best)
+    metrics = _write_metrics(trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best)
     log_hparams(trainer, cfg, metrics)
     if trainer.is_global_zero:
         print(summary(metrics, output_dir), flush=True)
@@ -139,9 +138,9 @@ def resumed_config(cfg: DictConfig) -> DictConfig:
     return compose(config_name=hydra_cfg.job.config_name, overrides=overrides)
 
 
-def _epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
-    # Per-epoch values only: a "_step" value is just the last batch's.
-    return {name: v.item() for name, v in trainer.callback_metrics.items() if not name.endswith("_step")}
+def _metrics(values: dict[str, Any]) -> dict[str, float]:
+    # Metrics only: a logged `step` is the x-axis of their records in TensorBoard (mlplab.execution).
+    return {name: float(v) for name, v in values.items() if name != "step"}
 
 
 def _history(trainer: pl.Trainer) -> dict[str, list[float]]:

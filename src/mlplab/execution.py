@@ -1,0 +1,307 @@
+"""steps_per_execution: Lightning hands the module several training batches at a time, and the module trains them one
+by one, each with its own forward pass, backward pass and optimizer step (Keras's `steps_per_execution`).
+
+Lightning spends 1-2 ms of its own on every batch it hands to a LightningModule (its loop, hooks, progress, logging):
+as long as a whole batch-64 step of the lesson's MLP on a CPU. Handed N batches at once (an execution), it pays that
+once per N steps, while training takes exactly the steps of one batch at a time. This module is the only one that
+knows how: `Executions` groups a training loader's batches, `MultiStepModule.training_step` runs the subclass's
+one-batch `train_step` on each, and `trainer_arguments` keeps every count that a user sets in batches:
+
+- `trainer.max_steps`, an integer `trainer.limit_train_batches` and `trainer.val_check_interval`, and
+  `trainer.log_every_n_steps` count batches (optimizer steps, without accumulation), whatever N is. An execution ends
+  at every validation; a log interval that falls inside an execution is written at the execution's end.
+- TensorBoard's step axis is `trainer.global_step`, the optimizer steps taken.
+- `trainer.gradient_clip_val`, `trainer.gradient_clip_algorithm` and `trainer.accumulate_grad_batches` work as in
+  Lightning's automatic optimization, which a module that takes its own steps does without.
+- The position in the epoch is saved with the loader's `state_dict` (Lightning's protocol for stateful loaders), in
+  batches: a run resumes from any checkpoint with any N.
+"""
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import dataclass, fields
+from itertools import islice
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.data import extract_batch_size
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from torch import Tensor
+from torchmetrics import Metric
+
+from mlplab.errors import Diverged, InputError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run's training batches are executed. Every count is in batches."""
+
+    steps_per_execution: int = 1
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str | None = None  # norm (Lightning's default) | value
+    limit_train_batches: int | float = 1.0  # batches per epoch: a count, or a fraction of the epoch
+    val_check_interval: int | float = 1.0  # validate every N batches (an integer), or at each epoch's end (1.0)
+    log_every_n_steps: int = 50  # Lightning's default
+
+
+# The Trainer's arguments that Lightning would count in executions, or refuses when a module takes its own steps.
+PLANNED = tuple(f.name for f in fields(Plan) if f.name != "steps_per_execution")
+
+
+def trainer_arguments(trainer: dict[str, Any], steps_per_execution: int) -> tuple[dict[str, Any], Plan]:
+    """The Trainer's arguments less the PLANNED ones, which the returned Plan applies in batches instead."""
+    given = {key: trainer[key] for key in PLANNED if trainer.get(key) is not None}
+    lightning = {key: value for key, value in trainer.items() if key not in PLANNED}
+    # Lightning's own debug limits (a few batches) count what it hands over: then one batch at a time.
+    debug = trainer.get("fast_dev_run") or trainer.get("overfit_batches")
+    if debug:
+        steps_per_execution = 1
+        given["limit_train_batches"] = 1 if debug is True else debug
+    plan = Plan(steps_per_execution, **given)
+    if isinstance(plan.val_check_interval, int):  # executions end at each validation: this many per interval
+        lightning["val_check_interval"] = math.ceil(plan.val_check_interval / steps_per_execution)
+    lightning["log_every_n_steps"] = 1  # every execution; MultiStepModule writes every log_every_n_steps batches
+    return lightning, plan
+
+
+class Execution:
+    """Consecutive training batches of one epoch, handed to training_step at once. Iterating it yields (position in
+    the epoch, batch): the batches are drawn then, not when Lightning fetches the execution (one ahead), so that they
+    are drawn in step order and from the epoch that the trainer is in."""
+
+    def __init__(self, loader: "Executions", first: int, size: int, last: bool, epoch: int | None) -> None:
+        self.loader, self.first, self.size, self.last, self.epoch = loader, first, size, last, epoch
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        return self.loader.draw(self)
+
+
+class Executions:
+    """A training loader's batches in executions of up to `plan.steps_per_execution`, counted and resumed in batches.
+
+    No `__len__`: Lightning then ends an epoch when the executions run out, rather than by counting them, so that
+    a resumed run may hand over executions of another size than the run that wrote the checkpoint.
+    """
+
+    def __init__(self, loader: Iterable[Any], plan: Plan, epoch: Callable[[], int]) -> None:
+        self.loader, self.plan, self.epoch = loader, plan, epoch
+        self.trained = (0, 0)  # (epoch, its batches trained so far): the position a checkpoint saves
+        self.resume_at: tuple[int, int] | None = None
+        self.batches: Iterator[Any] = iter(())
+
+    def batches_per_epoch(self) -> int:
+        total, limit = len(self.loader) if isinstance(self.loader, Sized) else 0, self.plan.limit_train_batches
+        return min(total, limit) if isinstance(limit, int) else int(total * limit)
+
+    def __iter__(self) -> Iterator[Execution]:
+        total, epoch, start = self.batches_per_epoch(), None, 0  # epoch None: the trainer's, once training starts
+        if self.resume_at:
+            (epoch, start), self.resume_at = self.resume_at, None
+            if start >= total:  # saved after the epoch's last batch: the next epoch is next
+                epoch, start = epoch + 1, 0
+        size, every = self.plan.steps_per_execution, self.plan.val_check_interval
+        position = start
+        while position < total:
+            end = min(position + size, total)
+            if isinstance(every, int):
+                end = min(end, (position // every + 1) * every)
+            yield Execution(self, position, end - position, end == total, epoch if position == start else None)
+            position = end
+
+    def draw(self, execution: Execution) -> Iterator[tuple[int, Any]]:
+        """The execution's batches, with their positions in the epoch."""
+        if execution.epoch is not None or execution.first == 0:  # the first execution of an epoch or of a resume
+            epoch = self.epoch() if execution.epoch is None else execution.epoch
+            if hasattr(self.loader, "set_epoch"):
+                self.loader.set_epoch(epoch)
+            self.batches = islice(iter(self.loader), execution.first, None)
+            self.trained = (epoch, execution.first)
+        for position in range(execution.first, execution.first + execution.size):
+            batch = next(self.batches)
+            self.trained = (self.trained[0], position + 1)  # a checkpoint comes after the step on it, if at all
+            yield position, batch
+
+    def state_dict(self) -> dict[str, Any]:
+        epoch, batches = self.trained
+        return {"epoch": epoch, "batches": batches, "steps_per_execution": self.plan.steps_per_execution}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if (
+            isinstance(self.plan.val_check_interval, int)
+            and state["steps_per_execution"] != self.plan.steps_per_execution
+            and state["batches"] % self.plan.val_check_interval
+            and state["batches"] < self.batches_per_epoch()
+        ):
+            # Lightning counts the executions between validations, and it restores the count of the earlier ones.
+            raise InputError(
+                f"steps_per_execution={self.plan.steps_per_execution}: this checkpoint was written between two "
+                f"validations (trainer.val_check_interval={self.plan.val_check_interval}) of a run with "
+                f"steps_per_execution={state['steps_per_execution']}; resume with that, or from last.ckpt"
+            )
+        self.resume_at = (state["epoch"], state["batches"])
+
+
+def executions(loader: Iterable[Any], trainer: Trainer | None) -> Iterable[Any]:
+    """The training loader as the trainer's module executes it: grouped for a MultiStepModule, as it is otherwise."""
+    module = trainer.lightning_module if trainer else None
+    if not isinstance(module, MultiStepModule):
+        return loader
+    return Executions(loader, module.plan, lambda: trainer.current_epoch)
+
+
+# The hooks that Lightning's manual_backward and LightningOptimizer.step call around every optimizer step.
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+class MultiStepModule(LightningModule):
+    """A LightningModule whose training_step trains each batch of an execution with `self.train_step(batch)`.
+
+    A subclass writes `train_step(batch) -> (objective, logs)`: what to minimise, and what to log as `train/<name>`
+    (tensors, logged as means over the epoch's images, or torchmetrics metrics it has updated). Everything else of a
+    training step happens here, in the order of a plain loop: backward, clipping, the optimizer step, zero_grad,
+    the scheduler's step.
+    """
+
+    plan = Plan()  # the run's, set by mlplab.training.build
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False  # training_step takes one optimizer step per batch (per accumulation)
+        self.accumulating = False  # whether gradients wait for more batches before the next optimizer step
+        self.epoch_start: float | None = None  # for train/samples_per_s
+        self.epoch_images = 0
+
+    def training_step(self, execution: Execution, batch_idx: int) -> None:
+        plan, optimizer = self.plan, self.optimizers()
+        [schedule] = self.trainer.lr_scheduler_configs or [None]  # configure_optimizers makes one at most
+        direct = self.direct_steps(optimizer)
+        if execution.first == 0 or self.epoch_start is None:  # the epoch's first execution, or the first resumed
+            self.epoch_start, self.epoch_images = time.perf_counter(), 0
+        objectives, sizes, values, metrics = [], [], defaultdict(list), {}
+        epoch_end = False
+        for position, batch in execution:
+            objective, logs = self.train_step(batch)
+            # Lightning's rule: a step every accumulate_grad_batches batches of the epoch, and at its last batch.
+            epoch_end = execution.last and position == execution.first + execution.size - 1
+            stepping = (position + 1) % plan.accumulate_grad_batches == 0 or epoch_end
+            loss = objective / plan.accumulate_grad_batches
+            loss.backward() if direct else self.manual_backward(loss)
+            if stepping:
+                if direct:
+                    self.on_before_optimizer_step(optimizer)
+                    _counted_step(optimizer)
+                else:
+                    optimizer.step()
+                optimizer.zero_grad()
+                if schedule and schedule.interval == "step":
+                    schedule.scheduler.step()
+            self.accumulating = not stepping
+            objectives.append(objective.detach())
+            sizes.append(extract_batch_size(batch))
+            for name, value in logs.items():
+                if isinstance(value, Metric):
+                    metrics[name] = value
+                else:
+                    values[name].append(value.detach())
+            if 0 <= self.trainer.max_steps <= self.global_step:  # the run ends inside this execution
+                break
+        if not sizes:
+            return
+        self._check_finite(torch.stack(objectives))
+        if epoch_end and schedule and schedule.interval == "epoch":
+            schedule.scheduler.step()  # at the epoch's end, before validation
+        self._log_execution(sizes, values, metrics, epoch_end)
+
+    def _check_finite(self, objectives: Tensor) -> None:
+        """Stop at a NaN or infinite objective: every later step would be wasted. One GPU sync per execution."""
+        finite = torch.isfinite(objectives)
+        if not finite.all():
+            first = int(finite.logical_not().nonzero()[0])
+            step = self.global_step - len(objectives) + first
+            raise Diverged(f"train/loss is {objectives[first].item()} at epoch {self.current_epoch}, step {step}")
+
+    def _log_execution(
+        self, sizes: list[int], values: dict[str, list[Tensor]], metrics: dict[str, Metric], epoch_end: bool
+    ) -> None:
+        images = sum(sizes)
+        self.epoch_images += images
+        weights = torch.tensor([size / images for size in sizes], device=self.device)
+        # Not a matrix product: autocast (bf16-mixed) would compute that in bfloat16, to 3 digits.
+        means = {name: (torch.stack(v).float() * weights).sum() for name, v in values.items()}
+        # Epoch means, weighted by images; sync_dist: under DDP over every process's batches (a no-op in one).
+        for name, mean in means.items():
+            self.log(f"train/{name}", mean, on_step=False, on_epoch=True, batch_size=images, sync_dist=True)
+        for name, metric in metrics.items():
+            self.log(f"train/{name}", metric, on_step=False, on_epoch=True)
+        # A logged `step` is the x-axis of a record in TensorBoard (Lightning's log_metrics), here the optimizer steps.
+        self.log("step", float(self.global_step), on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True)
+        every, step = self.plan.log_every_n_steps, self.global_step
+        record = {}
+        if step // every > (step - len(sizes)) // every:  # a multiple of log_every_n_steps among these steps
+            record = {f"train/{name}_step": mean.item() for name, mean in means.items()}
+            record["train/lr"] = self.optimizers().optimizer.param_groups[0]["lr"]
+        if epoch_end:  # training images per second over the epoch, validation left out
+            # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
+            rate = self.epoch_images * self.trainer.world_size / (time.perf_counter() - self.epoch_start)
+            record["train/samples_per_s"] = rate
+            self.epoch_start = None
+        if record:
+            for logger in self.loggers:
+                logger.log_metrics(record, step)
+
+    # Validation and test results are drawn at the optimizer step they were computed after, as the training epoch's.
+    def on_validation_epoch_end(self) -> None:
+        self.log("step", float(self.global_step))
+
+    def on_test_epoch_end(self) -> None:
+        self.log("step", float(self.global_step))
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Here, as in Lightning's automatic optimization: after the callbacks' hook, which sees unclipped gradients.
+        if self.plan.gradient_clip_val:
+            self.configure_gradient_clipping(optimizer, self.plan.gradient_clip_val, self.plan.gradient_clip_algorithm)
+
+    def on_validation_model_zero_grad(self) -> None:
+        if not self.accumulating:  # Lightning clears the gradients before validating, but not halfway through a step
+            super().on_validation_model_zero_grad()
+
+    def direct_steps(self, optimizer: LightningOptimizer) -> bool:
+        """Whether this run's steps may skip Lightning's strategy and precision plugin, and their empty hooks.
+
+        They may where those add nothing but empty hooks: Lightning's plain single-device strategy (no DDP gradient
+        sync), 32-true or bf16-mixed precision without loss scaling, and no callback or module code in the hooks
+        around backward and the step. Dispatching the empty hooks to every callback costs about 0.2 ms per step on
+        a CPU, over 10% of a batch-64 step of the lesson's MLP. Counting a direct step needs two private methods
+        of LightningOptimizer: without them (another Lightning release), every step takes Lightning's path.
+        """
+        trainer, plugin = self.trainer, self.trainer.precision_plugin
+        return (
+            all(callable(getattr(optimizer, name, None)) for name in ("_on_before_step", "_on_after_step"))
+            and type(trainer.strategy) is SingleDeviceStrategy
+            and (type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None))
+            and not any(is_overridden(method, self) for method in ("backward", "manual_backward"))
+            and not any(is_overridden(hook, self, parent=MultiStepModule) for hook in STEP_HOOKS)
+            and not any(is_overridden(hook, callback) for callback in trainer.callbacks for hook in STEP_HOOKS)
+        )
+
+    def total_steps(self) -> int:
+        """The optimizer steps this fit will take (for a schedule over the whole run, such as OneCycleLR)."""
+        trainer, plan = self.trainer, self.plan
+        batches = trainer.datamodule.train_dataloader().batches_per_epoch()
+        steps = math.ceil(batches / plan.accumulate_grad_batches) * trainer.max_epochs
+        return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
+
+
+def _counted_step(optimizer: LightningOptimizer) -> None:
+    """The torch optimizer's step, with what LightningOptimizer.step does around it in manual optimization: count it
+    (trainer.global_step, max_steps) and profile it. Private to Lightning: direct_steps checks that both exist."""
+    optimizer._on_before_step()
+    optimizer.optimizer.step()
+    optimizer._on_after_step()
