@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py                    # batch 64, the lesson's recipe (about 3 minutes)
     python scripts/benchmark.py --batch-size 512   # the epoch time against the FLOP bound
-    python scripts/benchmark.py --batches 20       # a quick check ((c) trains whole chunks: 64 batches here)
+    python scripts/benchmark.py --batches 20       # a quick check
 
 All three train the lesson's 784-512-256-10 ReLU MLP with cross-entropy and SGD (momentum 0.9, lr 0.01):
 
@@ -54,7 +54,7 @@ from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 from torchvision import transforms
 
-from mlplab.data import MEAN, MNIST_MD5, REPO, REPO_DATA_DIR, STD, chunk_images, load_split, prepare_mnist
+from mlplab.data import MEAN, MNIST_MD5, REPO, REPO_DATA_DIR, STD, load_split, prepare_mnist
 from mlplab.training import build
 
 MULTIPLY_ADDS = 784 * 512 + 512 * 256 + 256 * 10  # per image, forward pass of the lesson's MLP
@@ -74,17 +74,15 @@ class FirstStep(Callback):
 
 
 class Clock(Callback):
-    """Seconds and images of a fit's training: first training batch to the end, less the validation passes."""
+    """Seconds of a fit's training: first training batch to the end, less the validation passes."""
 
     def __init__(self) -> None:
         self.start: float | None = None
         self.validating = 0.0
-        self.images = 0
 
     def on_train_batch_start(self, trainer: Trainer, module: LightningModule, batch: Any, batch_idx: int) -> None:
         if self.start is None:
             self.start = time.perf_counter()
-        self.images += chunk_images(batch)
 
     def on_validation_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.validation_start = time.perf_counter()
@@ -144,15 +142,17 @@ def project_config(data_dir: Path, md5: dict[str, str], output_dir: Path, overri
 
 def project_path(cfg: DictConfig, batches: int | None) -> tuple[int, float]:
     """(c): (images, seconds) of one fit of the project's datamodule, module and trainer."""
-    if batches:  # Lightning counts the chunks that the datamodule hands over, each data.chunk batches
+    if batches:
         with open_dict(cfg):
-            cfg.trainer.limit_train_batches = -(-batches // cfg.data.chunk)
+            cfg.trainer.limit_train_batches = batches
     datamodule, module, trainer = build(cfg)
     clock = Clock()
     trainer.callbacks.insert(0, clock)  # before the checkpoint callbacks: their writes after validation count
     with redirect_stdout(io.StringIO()):  # the run's own epoch line
         trainer.fit(module, datamodule=datamodule)
-    return clock.images, clock.seconds
+    # Every batch full but each epoch's last one.
+    images = min(trainer.global_step * cfg.data.batch_size, trainer.max_epochs * len(datamodule.splits["train"][1]))
+    return images, clock.seconds
 
 
 def child_seconds(command: list[str], env: dict[str, str]) -> float:

@@ -185,8 +185,10 @@ class MultiStepModule(LightningModule):
         if execution.first == 0 or self.epoch_start is None:  # the epoch's first execution, or the first resumed
             self.epoch_start, self.epoch_images = time.perf_counter(), 0
         objectives, sizes, values, metrics = [], [], defaultdict(list), {}
-        epoch_end = False
+        epoch_end, lr = False, None
         for position, batch in execution:
+            if position % plan.accumulate_grad_batches == 0:  # a new optimizer step begins: zero_grad, as in a plain loop
+                optimizer.zero_grad()
             objective, logs = self.train_step(batch)
             # Lightning's rule: a step every accumulate_grad_batches batches of the epoch, and at its last batch.
             epoch_end = execution.last and position == execution.first + execution.size - 1
@@ -194,12 +196,12 @@ class MultiStepModule(LightningModule):
             loss = objective / plan.accumulate_grad_batches
             loss.backward() if direct else self.manual_backward(loss)
             if stepping:
+                lr = optimizer.optimizer.param_groups[0]["lr"]  # of the execution's last step: train/lr
                 if direct:
                     self.on_before_optimizer_step(optimizer)
                     _counted_step(optimizer)
                 else:
                     optimizer.step()
-                optimizer.zero_grad()
                 if schedule and schedule.interval == "step":
                     schedule.scheduler.step()
             self.accumulating = not stepping
@@ -217,7 +219,7 @@ class MultiStepModule(LightningModule):
         self._check_finite(torch.stack(objectives))
         if epoch_end and schedule and schedule.interval == "epoch":
             schedule.scheduler.step()  # at the epoch's end, before validation
-        self._log_execution(sizes, values, metrics, epoch_end)
+        self._log_execution(sizes, values, metrics, epoch_end, lr)
 
     def _check_finite(self, objectives: Tensor) -> None:
         """Stop at a NaN or infinite objective: every later step would be wasted. One GPU sync per execution."""
@@ -228,7 +230,12 @@ class MultiStepModule(LightningModule):
             raise Diverged(f"train/loss is {objectives[first].item()} at epoch {self.current_epoch}, step {step}")
 
     def _log_execution(
-        self, sizes: list[int], values: dict[str, list[Tensor]], metrics: dict[str, Metric], epoch_end: bool
+        self,
+        sizes: list[int],
+        values: dict[str, list[Tensor]],
+        metrics: dict[str, Metric],
+        epoch_end: bool,
+        lr: float | None,
     ) -> None:
         images = sum(sizes)
         self.epoch_images += images
@@ -246,7 +253,8 @@ class MultiStepModule(LightningModule):
         record = {}
         if step // every > (step - len(sizes)) // every:  # a multiple of log_every_n_steps among these steps
             record = {f"train/{name}_step": mean.item() for name, mean in means.items()}
-            record["train/lr"] = self.optimizers().optimizer.param_groups[0]["lr"]
+            if lr is not None:
+                record["train/lr"] = lr
         if epoch_end:  # training images per second over the epoch, validation left out
             # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
             rate = self.epoch_images * self.trainer.world_size / (time.perf_counter() - self.epoch_start)
