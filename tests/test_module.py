@@ -7,8 +7,8 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
 from mlplab.data import TensorLoader
-from mlplab.execution import Executions, Plan
 from mlplab.errors import InputError
+from mlplab.execution import Executions, Plan
 from mlplab.losses import SoftmaxMSELoss
 from mlplab.model import ACTIVATIONS, MLP
 from mlplab.module import Classifier
@@ -78,8 +78,8 @@ def test_an_execution_takes_one_optimizer_step_per_batch():
         == train_once(single, images, labels, 1).global_step
         == 5
     )
-    for name, value in single.state_dict().items():
-        torch.testing.assert_close(grouped.state_dict()[name], value)
+    for name, value in single.net.state_dict().items():
+        torch.testing.assert_close(grouped.net.state_dict()[name], value)
 
 
 def gradient_norm(module: nn.Module) -> torch.Tensor:
@@ -118,8 +118,8 @@ def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_cal
     assert hooked_trainer.global_step == 5
     assert not hooked.direct_steps(LightningOptimizer(hooked_trainer.optimizers[0])) and len(backward_calls) == 5
     assert len(watcher.norms) == 5 and all(norm > 0 for norm in watcher.norms)
-    for name, value in hooked.state_dict().items():
-        assert torch.equal(direct.state_dict()[name], value), name  # bit for bit
+    for name, value in hooked.net.state_dict().items():
+        assert torch.equal(direct.net.state_dict()[name], value), name  # bit for bit
 
 
 class LossRecorder(nn.Module):

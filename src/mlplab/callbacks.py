@@ -97,8 +97,15 @@ class Interruption(Callback):
             self.previous = {s: signal.signal(s, self._receive) for s in self.SIGNALS}
 
     def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
-        if self.received is None:
-            return
+        # After the epoch's last batch comes its validation: a checkpoint from before it would resume without it.
+        if self.received is not None and not trainer.is_last_batch:
+            self._stop(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
+        if self.received is not None:
+            self._stop(trainer)
+
+    def _stop(self, trainer: Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # the full training state, to resume
         name = signal.Signals(self.received).name
         raise Interrupted(

@@ -60,12 +60,13 @@ def check_config(cfg: DictConfig) -> None:
     check_accelerator(cfg.trainer)
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path)  # a missing file, or one that is not a checkpoint: an error before training
-    if cfg.trainer.get("check_val_every_n_epoch", 1) is None and _integer(cfg.trainer.get("val_check_interval")):
-        if cfg.steps_per_execution != 1:  # Lightning would count the executions across epochs, of varying sizes
-            raise InputError(
-                "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "
-                f"epochs needs steps_per_execution=1 (it is {cfg.steps_per_execution})"
-            )
+    across_epochs = cfg.trainer.get("check_val_every_n_epoch", 1) is None
+    if across_epochs and _integer(cfg.trainer.get("val_check_interval")) and cfg.steps_per_execution != 1:
+        # Lightning would count the executions between validations across epochs, and they differ in size there.
+        raise InputError(
+            "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "
+            f"epochs needs steps_per_execution=1 (it is {cfg.steps_per_execution})"
+        )
 
 
 def check_accelerator(trainer: DictConfig) -> None:

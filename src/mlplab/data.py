@@ -97,7 +97,7 @@ class Batch(NamedTuple):
 class TensorLoader:
     """Batches cut from whole-split tensors: one index gather per batch, no per-sample work.
 
-    Training order is a permutation drawn from (seed, epoch), set with `set_epoch` as for torch's DistributedSampler:
+    Training order is a permutation drawn from (seed, epoch), set with `set_epoch` (as for torch's DistributedSampler):
     any epoch's order can be drawn again, so a resumed run trains what an uninterrupted one would. With several
     processes each rank takes a disjoint shard. `transform` changes each batch's images as it is drawn.
     """
@@ -116,10 +116,11 @@ class TensorLoader:
         self.images, self.labels = images, labels
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.rank, self.world_size, self.transform = rank, world_size, transform
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate over that epoch's batches, from batch `start` on."""
+        self.epoch, self.start = epoch, start
 
     def _used(self) -> int:
         n = len(self.labels)
@@ -139,7 +140,7 @@ class TensorLoader:
         return -(-shard // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        for index in self._order().split(self.batch_size):
+        for index in self._order().split(self.batch_size)[self.start :]:
             images = self.images[index]
             yield Batch(self.transform(images) if self.transform else images, self.labels[index])
 

@@ -20,10 +20,9 @@ one-batch `train_step` on each, and `trainer_arguments` keeps every count that a
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
-from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -32,10 +31,14 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.data import extract_batch_size
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from mlplab.errors import Diverged, InputError
+
+if TYPE_CHECKING:
+    from mlplab.data import TensorLoader
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,14 @@ class Executions:
     a resumed run may hand over executions of another size than the run that wrote the checkpoint.
     """
 
-    def __init__(self, loader: Iterable[Any], plan: Plan, epoch: Callable[[], int]) -> None:
+    def __init__(self, loader: "TensorLoader", plan: Plan, epoch: Callable[[], int]) -> None:
         self.loader, self.plan, self.epoch = loader, plan, epoch
         self.trained = (0, 0)  # (epoch, its batches trained so far): the position a checkpoint saves
         self.resume_at: tuple[int, int] | None = None
         self.batches: Iterator[Any] = iter(())
 
     def batches_per_epoch(self) -> int:
-        total, limit = len(self.loader) if isinstance(self.loader, Sized) else 0, self.plan.limit_train_batches
+        total, limit = len(self.loader), self.plan.limit_train_batches
         return min(total, limit) if isinstance(limit, int) else int(total * limit)
 
     def __iter__(self) -> Iterator[Execution]:
@@ -119,9 +122,8 @@ class Executions:
         """The execution's batches, with their positions in the epoch."""
         if execution.epoch is not None or execution.first == 0:  # the first execution of an epoch or of a resume
             epoch = self.epoch() if execution.epoch is None else execution.epoch
-            if hasattr(self.loader, "set_epoch"):
-                self.loader.set_epoch(epoch)
-            self.batches = islice(iter(self.loader), execution.first, None)
+            self.loader.set_epoch(epoch, start=execution.first)  # skipped batches are not drawn
+            self.batches = iter(self.loader)
             self.trained = (epoch, execution.first)
         for position in range(execution.first, execution.first + execution.size):
             batch = next(self.batches)
@@ -148,7 +150,7 @@ class Executions:
         self.resume_at = (state["epoch"], state["batches"])
 
 
-def executions(loader: Iterable[Any], trainer: Trainer | None) -> Iterable[Any]:
+def executions(loader: "TensorLoader", trainer: Trainer | None) -> Iterable[Any]:
     """The training loader as the trainer's module executes it: grouped for a MultiStepModule, as it is otherwise."""
     module = trainer.lightning_module if trainer else None
     if not isinstance(module, MultiStepModule):
@@ -160,13 +162,33 @@ def executions(loader: Iterable[Any], trainer: Trainer | None) -> Iterable[Any]:
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
+class EpochMean(Metric):
+    """The mean of per-batch values over an epoch, weighted by the batches' images, computed from all of them at
+    once: the same bits however the epoch's batches were grouped into executions, or split by a resume."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        # persistent: in checkpoints, so that a run resumed mid-epoch still averages over the whole epoch
+        self.add_state("values", default=[], dist_reduce_fx="cat", persistent=True)
+        self.add_state("images", default=[], dist_reduce_fx="cat", persistent=True)
+
+    def update(self, values: Tensor, images: Tensor) -> None:
+        self.values.append(values)
+        self.images.append(images)
+
+    def compute(self) -> Tensor:
+        values, images = dim_zero_cat(self.values), dim_zero_cat(self.images)
+        return (values.double() * images).sum() / images.sum()
+
+
 class MultiStepModule(LightningModule):
     """A LightningModule whose training_step trains each batch of an execution with `self.train_step(batch)`.
 
-    A subclass writes `train_step(batch) -> (objective, logs)`: what to minimise, and what to log as `train/<name>`
-    (tensors, logged as means over the epoch's images, or torchmetrics metrics it has updated). Everything else of a
-    training step happens here, in the order of a plain loop: backward, clipping, the optimizer step, zero_grad,
-    the scheduler's step.
+    A subclass writes `train_step(batch) -> (objective, logs)`: the tensor to minimise, and tensors to log as
+    `train/<name>` (means over the epoch's images). Everything else of a training step happens here, in the order of
+    a plain loop: zero_grad, backward, clipping, the optimizer step, the scheduler's step.
     """
 
     plan = Plan()  # the run's, set by mlplab.training.build
@@ -174,29 +196,31 @@ class MultiStepModule(LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self.automatic_optimization = False  # training_step takes one optimizer step per batch (per accumulation)
+        self.epoch_means = nn.ModuleDict()  # an EpochMean per name that train_step logs
         self.accumulating = False  # whether gradients wait for more batches before the next optimizer step
         self.epoch_start: float | None = None  # for train/samples_per_s
         self.epoch_images = 0
 
     def training_step(self, execution: Execution, batch_idx: int) -> None:
-        plan, optimizer = self.plan, self.optimizers()
+        optimizer, accumulate = self.optimizers(), self.plan.accumulate_grad_batches
         [schedule] = self.trainer.lr_scheduler_configs or [None]  # configure_optimizers makes one at most
         direct = self.direct_steps(optimizer)
-        if execution.first == 0 or self.epoch_start is None:  # the epoch's first execution, or the first resumed
+        if execution.first == 0:  # an epoch begins: the means start afresh (a resume mid-epoch keeps its own)
+            for mean in self.epoch_means.values():
+                mean.reset()
+        if execution.first == 0 or self.epoch_start is None:
             self.epoch_start, self.epoch_images = time.perf_counter(), 0
-        objectives, sizes, values, metrics = [], [], defaultdict(list), {}
-        epoch_end, lr = False, None
+        objectives, images, logged, lr = [], [], defaultdict(list), None
         for position, batch in execution:
-            if position % plan.accumulate_grad_batches == 0:  # a new optimizer step begins: zero_grad, as in a plain loop
+            if position % accumulate == 0:  # a new optimizer step begins
                 optimizer.zero_grad()
             objective, logs = self.train_step(batch)
-            # Lightning's rule: a step every accumulate_grad_batches batches of the epoch, and at its last batch.
+            (objective / accumulate).backward() if direct else self.manual_backward(objective / accumulate)
+            # Lightning's rule: a step every accumulate_grad_batches batches of the epoch, and at the epoch's last.
             epoch_end = execution.last and position == execution.first + execution.size - 1
-            stepping = (position + 1) % plan.accumulate_grad_batches == 0 or epoch_end
-            loss = objective / plan.accumulate_grad_batches
-            loss.backward() if direct else self.manual_backward(loss)
-            if stepping:
-                lr = optimizer.optimizer.param_groups[0]["lr"]  # of the execution's last step: train/lr
+            self.accumulating = (position + 1) % accumulate != 0 and not epoch_end
+            if not self.accumulating:
+                lr = optimizer.optimizer.param_groups[0]["lr"]  # train/lr: that of the execution's last step
                 if direct:
                     self.on_before_optimizer_step(optimizer)
                     _counted_step(optimizer)
@@ -204,22 +228,16 @@ class MultiStepModule(LightningModule):
                     optimizer.step()
                 if schedule and schedule.interval == "step":
                     schedule.scheduler.step()
-            self.accumulating = not stepping
             objectives.append(objective.detach())
-            sizes.append(extract_batch_size(batch))
+            images.append(extract_batch_size(batch))
             for name, value in logs.items():
-                if isinstance(value, Metric):
-                    metrics[name] = value
-                else:
-                    values[name].append(value.detach())
+                logged[name].append(value.detach())
             if 0 <= self.trainer.max_steps <= self.global_step:  # the run ends inside this execution
                 break
-        if not sizes:
-            return
         self._check_finite(torch.stack(objectives))
         if epoch_end and schedule and schedule.interval == "epoch":
             schedule.scheduler.step()  # at the epoch's end, before validation
-        self._log_execution(sizes, values, metrics, epoch_end, lr)
+        self._log_execution(logged, images, epoch_end, lr)
 
     def _check_finite(self, objectives: Tensor) -> None:
         """Stop at a NaN or infinite objective: every later step would be wasted. One GPU sync per execution."""
@@ -229,40 +247,47 @@ class MultiStepModule(LightningModule):
             step = self.global_step - len(objectives) + first
             raise Diverged(f"train/loss is {objectives[first].item()} at epoch {self.current_epoch}, step {step}")
 
-    def _log_execution(
-        self,
-        sizes: list[int],
-        values: dict[str, list[Tensor]],
-        metrics: dict[str, Metric],
-        epoch_end: bool,
-        lr: float | None,
-    ) -> None:
-        images = sum(sizes)
-        self.epoch_images += images
-        weights = torch.tensor([size / images for size in sizes], device=self.device)
-        # Not a matrix product: autocast (bf16-mixed) would compute that in bfloat16, to 3 digits.
-        means = {name: (torch.stack(v).float() * weights).sum() for name, v in values.items()}
-        # Epoch means, weighted by images; sync_dist: under DDP over every process's batches (a no-op in one).
-        for name, mean in means.items():
-            self.log(f"train/{name}", mean, on_step=False, on_epoch=True, batch_size=images, sync_dist=True)
-        for name, metric in metrics.items():
-            self.log(f"train/{name}", metric, on_step=False, on_epoch=True)
-        # A logged `step` is the x-axis of a record in TensorBoard (Lightning's log_metrics), here the optimizer steps.
+    def _log_execution(self, logged: dict[str, list[Tensor]], images: list[int], epoch_end: bool, lr: float | None):
+        """The epoch means through Lightning; every log_every_n_steps batches, and at the epoch's end, a record of
+        the execution's means, the learning rate and the epoch's throughput straight to the loggers."""
+        counts = torch.tensor(images, device=self.device)
+        stacked = {name: torch.stack(values) for name, values in logged.items()}
+        for name, values in stacked.items():
+            if name not in self.epoch_means:
+                self.epoch_means[name] = EpochMean().to(self.device)
+            self.epoch_means[name].update(values, counts)
+            self.log(
+                f"train/{name}",
+                self.epoch_means[name],
+                on_step=False,
+                on_epoch=True,
+                metric_attribute=f"epoch_means.{name}",
+            )
+        # A logged `step` is the x-axis of a record in TensorBoard (Lightning's log_metrics): the optimizer steps.
         self.log("step", float(self.global_step), on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True)
-        every, step = self.plan.log_every_n_steps, self.global_step
-        record = {}
-        if step // every > (step - len(sizes)) // every:  # a multiple of log_every_n_steps among these steps
-            record = {f"train/{name}_step": mean.item() for name, mean in means.items()}
+        self.epoch_images += sum(images)
+        step, every, record = self.global_step, self.plan.log_every_n_steps, {}
+        if step // every > (step - len(images)) // every:  # a multiple of log_every_n_steps among these steps
+            weights = counts / counts.sum()
+            # Not a matrix product: autocast (bf16-mixed) would compute that in bfloat16, to 3 digits.
+            record = {f"train/{name}_step": (v.float() * weights).sum().item() for name, v in stacked.items()}
             if lr is not None:
                 record["train/lr"] = lr
         if epoch_end:  # training images per second over the epoch, validation left out
             # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
-            rate = self.epoch_images * self.trainer.world_size / (time.perf_counter() - self.epoch_start)
-            record["train/samples_per_s"] = rate
+            record["train/samples_per_s"] = (
+                self.epoch_images * self.trainer.world_size / (time.perf_counter() - self.epoch_start)
+            )
             self.epoch_start = None
         if record:
             for logger in self.loggers:
                 logger.log_metrics(record, step)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The epoch means of a run saved mid-epoch, made before Lightning loads their state.
+        for key in checkpoint["state_dict"]:
+            if key.startswith("epoch_means."):
+                self.epoch_means[key.split(".")[1]] = EpochMean()
 
     # Validation and test results are drawn at the optimizer step they were computed after, as the training epoch's.
     def on_validation_epoch_end(self) -> None:

@@ -98,7 +98,13 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except RunStopped as stop:
         record = _write_metrics(
-            trainer, output_dir, _metrics(trainer.callback_metrics), _history(trainer), start, status=stop.status, error=str(stop)
+            trainer,
+            output_dir,
+            _metrics(trainer.callback_metrics),
+            _history(trainer),
+            start,
+            status=stop.status,
+            error=str(stop),
         )
         log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
         raise
@@ -106,7 +112,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
     history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-    metrics = _write_metrics(trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best)
+    metrics = _write_metrics(
+        trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best
+    )
     log_hparams(trainer, cfg, metrics)
     if trainer.is_global_zero:
         print(summary(metrics, output_dir), flush=True)
