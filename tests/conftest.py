@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.data import REPO_DATA_DIR
+from mlplab.runs import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 REAL_MNIST_PRESENT = all(
     (REPO_DATA_DIR / "MNIST" / "raw" / f"{name}.gz").exists()

@@ -33,11 +33,13 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
     assert penalties["l2_penalty"].item() == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
 
 
-def train_once(module: Classifier, images: torch.Tensor, labels: torch.Tensor, steps: int, **trainer_kwargs) -> Trainer:
-    """Train one epoch of batches of 8 in order, `steps` per execution, with a bare Trainer."""
-    module.plan = Plan(steps)
+def train_once(
+    module: Classifier, images: torch.Tensor, labels: torch.Tensor, steps: int, plan: dict | None = None, **trainer_kwargs
+) -> Trainer:
+    """Train batches of 8 in order (one epoch unless max_epochs), `steps` per execution, with a bare Trainer."""
+    module.plan = Plan(steps, **(plan or {}))
+    trainer_kwargs = {"max_epochs": 1, **trainer_kwargs}
     trainer = Trainer(
-        max_epochs=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -120,6 +122,83 @@ def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_cal
     assert len(watcher.norms) == 5 and all(norm > 0 for norm in watcher.norms)
     for name, value in hooked.net.state_dict().items():
         assert torch.equal(direct.net.state_dict()[name], value), name  # bit for bit
+
+
+def by_hand(module: Classifier, images: torch.Tensor, labels: torch.Tensor, clip=None) -> None:
+    """The lesson's loop on batches of 8, with a gradient clipping function: the reference."""
+    optimizer = torch.optim.SGD(module.parameters(), lr=OPTIMIZER["lr"])
+    for x, y in zip(images.split(8), labels.split(8), strict=True):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(module.net(x), y).backward()
+        if clip:
+            clip(module.parameters())
+        optimizer.step()
+
+
+PLAIN = {**MODEL, "batch_norm": False}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "clip"),
+    [
+        ("norm", lambda parameters: nn.utils.clip_grad_norm_(parameters, 0.05)),
+        ("value", lambda parameters: nn.utils.clip_grad_value_(parameters, 0.05)),
+    ],
+)
+def test_gradient_clipping_with_the_trainers_keys_clips_before_every_step(algorithm, clip):
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    clipped = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
+    reference = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
+    reference.load_state_dict(clipped.state_dict())
+    watcher = GradientNorms()  # a callback's on_before_optimizer_step sees the gradients before clipping
+    plan = {"gradient_clip_val": 0.05, "gradient_clip_algorithm": algorithm}
+    train_once(clipped, images, labels, 3, plan, callbacks=[watcher])
+    by_hand(reference, images, labels, clip)
+    for name, value in reference.net.state_dict().items():
+        torch.testing.assert_close(clipped.net.state_dict()[name], value)
+    assert len(watcher.norms) == 5 and watcher.norms[0] > 0.05  # the first step's gradients, unclipped
+
+
+class Counter(Callback):
+    def __init__(self) -> None:
+        self.calls = {"on_before_backward": 0, "on_after_backward": 0, "on_before_optimizer_step": 0}
+
+    def on_before_backward(self, trainer, module, loss):
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, module):
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.calls["on_before_optimizer_step"] += 1
+
+
+def test_accumulating_five_batches_takes_one_step_on_all_of_them():
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    accumulated = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
+    reference = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
+    reference.load_state_dict(accumulated.state_dict())
+    counter = Counter()
+    trainer = train_once(accumulated, images, labels, 3, {"accumulate_grad_batches": 5}, callbacks=[counter])
+    assert trainer.global_step == 1  # 5 batches of 8 in executions of 3 and 2, one optimizer step
+    assert counter.calls == {"on_before_backward": 5, "on_after_backward": 5, "on_before_optimizer_step": 1}
+    optimizer = torch.optim.SGD(reference.parameters(), lr=OPTIMIZER["lr"])
+    nn.functional.cross_entropy(reference.net(images), labels).backward()  # the 40 images at once
+    optimizer.step()
+    for name, value in reference.net.state_dict().items():
+        torch.testing.assert_close(accumulated.net.state_dict()[name], value)
+
+
+def test_accumulation_steps_at_every_nth_batch_and_at_the_epochs_last():
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+    module = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
+    counter = Counter()
+    trainer = train_once(module, images, labels, 2, {"accumulate_grad_batches": 2}, max_epochs=2, callbacks=[counter])
+    assert trainer.global_step == 2 * 3  # batches 1-2, 3-4 and 5 of each epoch
+    assert counter.calls["on_before_optimizer_step"] == 6 and counter.calls["on_before_backward"] == 10
 
 
 class LossRecorder(nn.Module):

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from mlplab.errors import InputError
+from mlplab.errors import InputError, one_line
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -35,7 +35,7 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a file that is not a checkpoint
-        reason = " ".join(str(e).split())
+        reason = one_line(str(e))
         if "Unsupported global" in reason:
             found = reason[reason.index("Unsupported global") :].split(" was not")[0]
             raise InputError(f"{key}={path}: refused, it needs pickled code to load ({found})") from None
@@ -44,9 +44,3 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"{key}={path}: not a Lightning checkpoint (it has no state_dict)")
     return checkpoint
-
-
-def run_folder(checkpoint_path: str | Path) -> Path | None:
-    """The run folder that wrote a checkpoint (<run>/checkpoints/x.ckpt), or None for a file elsewhere."""
-    path = Path(checkpoint_path).expanduser().resolve()
-    return path.parent.parent if path.parent.name == "checkpoints" else None

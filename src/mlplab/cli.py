@@ -1,10 +1,11 @@
 """Running an entry point: bad input and early stops end in one line on stderr and a non-zero exit."""
 
-import json
+import logging
 import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,14 +17,27 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlplab import distributed
-from mlplab.errors import InputError, Interrupted, RunStopped
+from mlplab.errors import InputError, Interrupted, RunStopped, one_line
+from mlplab.runs import record_failure
 
-# Sweep job folders are named after their overrides; a file name may not pass 255 bytes.
+# Sweep job folders are named after their overrides; a file name may not pass 255 bytes. Registered on import,
+# not by the entry points: a joblib or submitit worker imports this module but runs no entry point, and resolves
+# its job's folder name with it.
 OmegaConf.register_new_resolver("clip", lambda text, limit=150: text[:limit], replace=True)
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())
+def quiet_libraries() -> None:
+    """Silences what the libraries print that a user cannot act on (idempotent: every job calls it)."""
+    # Lightning 2.6 calls a pytree API that torch 2.14 deprecates.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning advertises its cloud services in every run's output: noise in an offline lab.
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _no_advert not in logger.filters:
+        logger.addFilter(_no_advert)
+
+
+def _no_advert(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("💡")
 
 
 def _unknown_option(message: str) -> str | None:
@@ -56,6 +70,15 @@ def user_error(error: BaseException) -> str | None:
     return None
 
 
+def failure(error: Exception) -> str:
+    """The one line that records a failed job or trial: the user's error, or a bug's (whose traceback is printed)."""
+    message = user_error(error)
+    if message is None:  # a bug: its traceback is worth seeing
+        traceback.print_exc()
+        message = one_line(f"{type(error).__name__}: {error}")
+    return message
+
+
 _full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
@@ -84,6 +107,7 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
     """Runs one job of a Hydra app. Alone, it ends like reported(). In a multirun a failed job is recorded in
     its metrics.json and printed, and the sweep goes on (the sweep's summary sets the exit status), except on
     Ctrl-C or SIGTERM, which stop the whole sweep."""
+    quiet_libraries()
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         with reported():
             task()
@@ -95,20 +119,16 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
         if isinstance(stop, Interrupted):
             sys.exit(stop.exit_code)
     except Exception as error:
-        message = user_error(error)
-        if message is None:  # a bug: its traceback is worth seeing
-            traceback.print_exc()
-            message = one_line(f"{type(error).__name__}: {error}")
+        message = failure(error)
         print(f"failed: {message}", file=sys.stderr)
-        metrics = Path(output_dir) / "metrics.json"
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        metrics.write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+        record_failure(Path(output_dir), message)
     finally:
         distributed.release()
 
 
 def run(main: Callable[[], object]) -> None:
     """Calls a @hydra.main function; HYDRA_FULL_ERROR=1 shows full tracebacks instead of one line."""
+    quiet_libraries()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its composition errors, formatted here
     with reported():
         main()

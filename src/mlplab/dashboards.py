@@ -19,9 +19,8 @@ from torch.utils.tensorboard.writer import FileWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mlplab.data import MEAN, STD
+from mlplab.runs import REPORTED_METRICS
 
-# The HParams tab's metric columns: what a run is judged by (val/acc_best picks, test/* reports).
-HPARAMS_METRICS = ("val/acc_best", "test/acc", "test/loss")
 HPARAMS_SUFFIX = ".hparams"  # the end of the name of the event file that holds a run's HParams session
 
 
@@ -216,7 +215,7 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
         return
     # TensorBoard shows a session's metric as the last value of that scalar: written at the last step, not at 0.
     step = trainer.global_step
-    logger.log_metrics({name: metrics[name] for name in HPARAMS_METRICS if name in metrics}, step)
+    logger.log_metrics({name: metrics[name] for name in REPORTED_METRICS if name in metrics}, step)
     logger.finalize("success")  # testing closed the event file; this flushes and closes the one just written
     # The session goes in an event file of its own, so that a resume (into the same folder) can drop the earlier
     # one once its own is written: TensorBoard shows the first session it finds in a run's folder.
@@ -225,7 +224,7 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     # Every session declares every metric, even one that a stopped run lacks (its cell stays empty): TensorBoard
     # takes the columns of a whole sweep from one of its runs. (Lightning's log_hyperparams declares only those
     # given, and writes no session at all without one.)
-    summaries = hparams({**run_hparams(cfg), "status": metrics["status"]}, dict.fromkeys(HPARAMS_METRICS))
+    summaries = hparams({**run_hparams(cfg), "status": metrics["status"]}, dict.fromkeys(REPORTED_METRICS))
     writer = FileWriter(str(folder), filename_suffix=HPARAMS_SUFFIX)
     for summary in summaries:
         writer.add_summary(summary, step)

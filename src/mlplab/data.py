@@ -16,8 +16,9 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
-from mlplab.errors import InputError
+from mlplab.errors import InputError, one_line
 from mlplab.execution import executions
+from mlplab.runs import REPO
 
 # md5 of the official uncompressed IDX files (torchvision's MNIST/raw/ layout).
 MNIST_MD5 = {
@@ -27,7 +28,6 @@ MNIST_MD5 = {
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 MEAN, STD = 0.1307, 0.3081  # the lesson's normalization constants
-REPO = Path(__file__).resolve().parents[2]  # the repository this package is installed from (pip install -e .)
 REPO_DATA_DIR = REPO / "data"
 
 
@@ -67,7 +67,7 @@ def prepare_mnist(data_dir: Path, md5: dict[str, str] = MNIST_MD5) -> Path:
             for train in (True, False):
                 torchvision.datasets.MNIST(data_dir, train=train, download=True)
         except Exception as e:  # any network or mirror failure: the message says what to do instead
-            reason = " ".join(str(e).split())  # torchvision's message spans lines: keep the error on one
+            reason = one_line(str(e))  # torchvision's message spans lines
             raise InputError(
                 f"{raw}: missing {', '.join(missing)} and the download failed ({reason}); put the four "
                 f"MNIST *-ubyte.gz files in that folder (this repository ships them in {REPO_DATA_DIR}/MNIST/raw)"

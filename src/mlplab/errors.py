@@ -1,6 +1,11 @@
 """The ways a run ends early that the command line reports in one line instead of a traceback."""
 
 
+def one_line(text: str) -> str:
+    """A library's message, which may span lines, as one line of an error report."""
+    return " ".join(text.split())
+
+
 class InputError(Exception):
     """Bad input from the user (a config value, a data file, a checkpoint), found before training."""
 

@@ -1,6 +1,5 @@
 """evaluate(cfg): test a trained checkpoint again, on the test set or on its own run's validation split."""
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlplab.checks import check_accelerator
 from mlplab.data import MNISTDataModule
 from mlplab.errors import InputError
+from mlplab.runs import write_json
 from mlplab.trained import load_trained
 
 SPLITS = {"test": "test", "val": "validation"}  # data.split: the images it names
@@ -40,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(output_dir / "metrics.json", metrics)
     print(
         f"{split}/acc {metrics[f'{split}/acc']:.2%}  {split}/loss {metrics[f'{split}/loss']:.4f}  "
         f"({Path(cfg.ckpt_path).name} on {images:,} {SPLITS[split]} images)\n"

@@ -21,10 +21,6 @@ from mlplab.trained import load_trained
 
 Model = Callable[[Tensor], Tensor]
 
-# format=torchscript is chosen by name, and conf/export.yaml says that torch deprecates it: no need for
-# three warnings from torch's internals on every export.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
-
 
 def example_images(n: int, seed: int = 0) -> Tensor:
     """n random images in the network's input range, for tracing and for checking an export."""
@@ -55,7 +51,11 @@ def _onnx_load(path: Path) -> Model:
 
 
 def _torchscript_write(net: nn.Module, path: Path) -> None:
-    torch.jit.save(torch.jit.script(net), path)
+    # format=torchscript is chosen by name, and conf/export.yaml says that torch deprecates it: no need for
+    # three warnings from torch's internals on every export.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        torch.jit.save(torch.jit.script(net), path)
 
 
 def _torch_export_write(net: nn.Module, path: Path) -> None:

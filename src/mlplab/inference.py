@@ -1,6 +1,5 @@
 """predict(cfg): classify the user's own digit images, framed the way MNIST frames its digits."""
 
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from mlplab.data import MEAN, STD
 from mlplab.errors import InputError
+from mlplab.runs import write_json
 from mlplab.trained import load_trained
 
 SIZE, DIGIT_SIZE = 28, 20  # MNIST: the digit's longer side is 20 px, in a 28 x 28 field
@@ -147,5 +147,5 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     report = {"predictions": [asdict(p) for p in predictions], "errors": failed}
-    (output_dir / "predictions.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output_dir / "predictions.json", report)
     return predictions, failed

@@ -1,12 +1,10 @@
 """Hyperparameter search with Optuna: trials train in-process, unpromising ones are pruned after a validation
 epoch, the study lives in SQLite (a second call resumes it), and the best trial becomes an experiment config."""
 
-import json
 import re
 import shutil
 import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +21,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from mlplab.checks import check_config
-from mlplab.cli import one_line, user_error
-from mlplab.data import REPO
-from mlplab.errors import InputError, Interrupted, RunStopped
+from mlplab.cli import failure, user_error
+from mlplab.errors import InputError, Interrupted, RunStopped, one_line
+from mlplab.runs import REPO, record_failure
 from mlplab.sweep import report
 from mlplab.training import train
 
@@ -251,10 +249,8 @@ def run_trial(
         print(f"{stop.status}: trial {trial.number}: {stop}", file=sys.stderr, flush=True)
         return
     except Exception as error:  # the search goes on, as a sweep does
-        if (message := user_error(error)) is None:  # a bug: its traceback is worth seeing
-            traceback.print_exc()
-            message = one_line(f"{type(error).__name__}: {error}")
-        (folder / "metrics.json").write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+        message = failure(error)
+        record_failure(folder, message)
         end(study, trial, "failed")
         print(f"failed: trial {trial.number}: {message}", file=sys.stderr, flush=True)
         return

@@ -13,7 +13,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-METRICS = ("val/acc_best", "test/acc", "test/loss")
+from mlplab.runs import REPORTED_METRICS
+
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
 NOT_SWEPT = {"seed", "sweep", "sweep.seeds"}
 
@@ -55,7 +56,7 @@ def summarize(jobs: list[Job]) -> tuple[list[str], list[dict[str, Any]]]:
         ok = [job.metrics for job in members if job.metrics.get("status") == "ok"]
         row: dict[str, Any] = dict(zip(swept, values, strict=True))
         row["seeds"] = len(members)
-        for name in METRICS:
+        for name in REPORTED_METRICS:
             row[f"{name} mean"], row[f"{name} std"] = _mean_std([m[name] for m in ok if name in m])
         row["epochs"] = statistics.fmean(m["epochs"] for m in ok) if ok else math.nan
         row["train_time_s"] = statistics.fmean(m["train_time_s"] for m in ok) if ok else math.nan
@@ -83,7 +84,7 @@ def markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row[k]) for k in swept] + [str(row["seeds"])]
-        cells += [_cell(name, row[f"{name} mean"], row[f"{name} std"]) for name in METRICS]
+        cells += [_cell(name, row[f"{name} mean"], row[f"{name} std"]) for name in REPORTED_METRICS]
         cells += ["-" if math.isnan(row["epochs"]) else f"{row['epochs']:g}"]
         cells += ["-" if math.isnan(row["train_time_s"]) else f"{row['train_time_s']:.1f}", row["status"]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -129,7 +130,7 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
 def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """Writes results.csv, results.md and results.png into sweep_dir and returns the table."""
     swept, rows = summarize(load_jobs(sweep_dir))
-    columns = [*swept, "seeds", *(f"{m} {s}" for m in METRICS for s in ("mean", "std"))]
+    columns = [*swept, "seeds", *(f"{m} {s}" for m in REPORTED_METRICS for s in ("mean", "std"))]
     columns += ["epochs", "train_time_s", "status", "error"]
     with (sweep_dir / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")

@@ -19,5 +19,6 @@ def load_trained(ckpt_path: str | None) -> tuple[Classifier, dict[str, Any]]:
     if missing:
         raise InputError(f"ckpt_path={ckpt_path}: not written by `python src/train.py` (it has no {missing[0]})")
     module = Classifier(**checkpoint["hyper_parameters"])
+    module.on_load_checkpoint(checkpoint)  # as Lightning does before loading the state
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), checkpoint["datamodule_hyper_parameters"]

@@ -1,13 +1,8 @@
 """train(cfg): build everything from the composed config, fit, test the best checkpoint, report."""
 
-import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +14,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
-from mlplab.checkpoints import AtomicCheckpointIO, run_folder
+from mlplab.checkpoints import AtomicCheckpointIO
 from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
-from mlplab.data import REPO
 from mlplab.distributed import use_job_commands
 from mlplab.errors import RunStopped
 from mlplab.execution import trainer_arguments
 from mlplab.module import Classifier
+from mlplab.runs import run_folder, run_record, write_json
 
 
 def _plain(node: Any) -> Any:
@@ -89,7 +84,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
     datamodule, module, trainer = build(cfg, callbacks)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "run.json").write_text(json.dumps(run_record(), indent=2) + "\n")
+        write_json(output_dir / "run.json", run_record())
     for logger in trainer.loggers:  # hparams.yaml: the full resolved config (the HParams tab: log_hparams below)
         logger.log_hyperparams(_plain(cfg))
 
@@ -172,26 +167,7 @@ def _write_metrics(
         "history": history,
     }
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    return record
-
-
-def run_record() -> dict[str, Any]:
-    """What it takes to repeat a run besides its config: the command, the versions, the code's commit."""
-    packages = ("torch", "lightning", "hydra-core", "torchmetrics", "torchvision", "omegaconf", "numpy")
-    record: dict[str, Any] = {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "cwd": os.getcwd(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch_threads": torch.get_num_threads(),
-        "packages": {name: version(name) for name in packages},
-    }
-    if (REPO / ".git").exists():
-        git = ["git", "-C", str(REPO)]
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        changes = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
-        record["git"] = {"commit": commit, "uncommitted_changes": bool(changes.strip())}
+        write_json(output_dir / "metrics.json", record)
     return record
 
 
