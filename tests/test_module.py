@@ -34,7 +34,12 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
 
 
 def train_once(
-    module: Classifier, images: torch.Tensor, labels: torch.Tensor, steps: int, plan: dict | None = None, **trainer_kwargs
+    module: Classifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    plan: dict | None = None,
+    **trainer_kwargs,
 ) -> Trainer:
     """Train batches of 8 in order (one epoch unless max_epochs), `steps` per execution, with a bare Trainer."""
     module.plan = Plan(steps, **(plan or {}))
@@ -68,12 +73,20 @@ def test_penalties_add_their_gradient_to_each_step():
         torch.testing.assert_close(penalized.net.state_dict()[name], expected)
 
 
-def test_an_execution_takes_one_optimizer_step_per_batch():
+def twins(
+    model: dict = MODEL, optimizer: dict = OPTIMIZER
+) -> tuple[torch.Tensor, torch.Tensor, Classifier, Classifier]:
+    """40 random images and their labels, and two modules with the same initial weights."""
     torch.manual_seed(0)
     images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
-    grouped = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
-    single = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
-    single.load_state_dict(grouped.state_dict())
+    first = Classifier(model=model, loss=LOSS, optimizer=optimizer)
+    second = Classifier(model=model, loss=LOSS, optimizer=optimizer)
+    second.load_state_dict(first.state_dict())
+    return images, labels, first, second
+
+
+def test_an_execution_takes_one_optimizer_step_per_batch():
+    images, labels, grouped, single = twins()
     # 5 batches: executions of 3 and 2, against 5 of 1
     assert (
         train_once(grouped, images, labels, steps=3).global_step
@@ -106,11 +119,7 @@ def test_direct_steps_train_exactly_as_lightnings_and_hooks_still_run_when_a_cal
         "backward",
         lambda *args, **kwargs: backward_calls.append(1) or strategy_backward(*args, **kwargs),
     )
-    torch.manual_seed(0)
-    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
-    direct = Classifier(model=MODEL, loss=LOSS, optimizer={**OPTIMIZER, "momentum": 0.9})
-    hooked = Classifier(model=MODEL, loss=LOSS, optimizer={**OPTIMIZER, "momentum": 0.9})
-    hooked.load_state_dict(direct.state_dict())
+    images, labels, direct, hooked = twins(optimizer={**OPTIMIZER, "momentum": 0.9})
     watcher = GradientNorms()
     # The profiler must see each direct step too (it raises on an optimizer_step it did not see start).
     trainer = train_once(direct, images, labels, steps=3, profiler="simple")
@@ -146,11 +155,7 @@ PLAIN = {**MODEL, "batch_norm": False}
     ],
 )
 def test_gradient_clipping_with_the_trainers_keys_clips_before_every_step(algorithm, clip):
-    torch.manual_seed(0)
-    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
-    clipped = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
-    reference = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
-    reference.load_state_dict(clipped.state_dict())
+    images, labels, clipped, reference = twins(PLAIN)
     watcher = GradientNorms()  # a callback's on_before_optimizer_step sees the gradients before clipping
     plan = {"gradient_clip_val": 0.05, "gradient_clip_algorithm": algorithm}
     train_once(clipped, images, labels, 3, plan, callbacks=[watcher])
@@ -175,11 +180,7 @@ class Counter(Callback):
 
 
 def test_accumulating_five_batches_takes_one_step_on_all_of_them():
-    torch.manual_seed(0)
-    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
-    accumulated = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
-    reference = Classifier(model=PLAIN, loss=LOSS, optimizer=OPTIMIZER)
-    reference.load_state_dict(accumulated.state_dict())
+    images, labels, accumulated, reference = twins(PLAIN)
     counter = Counter()
     trainer = train_once(accumulated, images, labels, 3, {"accumulate_grad_batches": 5}, callbacks=[counter])
     assert trainer.global_step == 1  # 5 batches of 8 in executions of 3 and 2, one optimizer step

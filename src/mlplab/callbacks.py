@@ -99,13 +99,13 @@ class Interruption(Callback):
     def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
         # After the epoch's last batch comes its validation: a checkpoint from before it would resume without it.
         if self.received is not None and not trainer.is_last_batch:
-            self._stop(trainer)
+            self.stop(trainer)
 
     def on_train_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
         if self.received is not None:
-            self._stop(trainer)
+            self.stop(trainer)
 
-    def _stop(self, trainer: Trainer) -> None:
+    def stop(self, trainer: Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # the full training state, to resume
         name = signal.Signals(self.received).name
         raise Interrupted(

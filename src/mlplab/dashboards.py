@@ -187,12 +187,12 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
     optimizer, model, scheduler = cfg.optimizer, cfg.model, cfg.scheduler
     on_off = {True: "on", False: "off"}  # TensorBoard would show a bool as 0 or 1
     return {
-        "optimizer": class_name(optimizer._target_),
+        "optimizer": class_name(optimizer["_target_"]),
         "lr": optimizer.lr,
         # Adam's beta1 plays momentum's part (Lightning's LearningRateMonitor reports it as momentum too).
         "momentum": optimizer.get("momentum", optimizer.get("betas", [0.0])[0]),
         "weight_decay": optimizer.get("weight_decay", 0.0),
-        "loss": class_name(cfg.loss._target_),
+        "loss": class_name(cfg.loss["_target_"]),
         "hidden_dims": "-".join(str(width) for width in model.hidden_dims),
         "activation": model.activation,
         "dropout": model.dropout,
@@ -201,7 +201,7 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
         "l2": cfg.regularization.l2,
         "early_stopping": on_off[bool(cfg.callbacks.get("early_stopping"))],
         "batch_size": cfg.data.batch_size,
-        "scheduler": class_name(scheduler.scheduler._target_) if scheduler else "none",
+        "scheduler": class_name(scheduler.scheduler["_target_"]) if scheduler else "none",
         "seed": cfg.seed,
         "max_epochs": cfg.trainer.max_epochs,
     }

@@ -209,7 +209,7 @@ class MNISTDataModule(LightningDataModule):
         if self.generator and "augment_generator" in state_dict:
             self.generator.set_state(state_dict["augment_generator"])
 
-    def _loader(self, split: str, batch_size: int, train: bool, transform: Callable | None = None) -> TensorLoader:
+    def loader(self, split: str, batch_size: int, train: bool, transform: Callable | None = None) -> TensorLoader:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         return TensorLoader(*self.splits[split], batch_size, train, self.seed, rank, world_size, transform)
 
@@ -217,10 +217,10 @@ class MNISTDataModule(LightningDataModule):
         # overfit_batches means the same few batches every epoch: no shuffling then.
         overfit = bool(self.trainer and self.trainer.overfit_batches)
         distort = partial(self.augment, generator=self.generator) if self.augment else None
-        return executions(self._loader("train", self.batch_size, not overfit, distort), self.trainer)
+        return executions(self.loader("train", self.batch_size, not overfit, distort), self.trainer)
 
     def val_dataloader(self) -> TensorLoader:
-        return self._loader("val", self.eval_batch_size, train=False)
+        return self.loader("val", self.eval_batch_size, train=False)
 
     def test_dataloader(self) -> TensorLoader:
-        return self._loader("test", self.eval_batch_size, train=False)
+        return self.loader("test", self.eval_batch_size, train=False)

@@ -212,10 +212,12 @@ class MultiStepModule(LightningModule):
             self.epoch_start, self.epoch_images = time.perf_counter(), 0
         objectives, images, logged, lr = [], [], defaultdict(list), None
         for position, batch in execution:
-            if position % accumulate == 0:  # a new optimizer step begins
-                optimizer.zero_grad()
             objective, logs = self.train_step(batch)
-            (objective / accumulate).backward() if direct else self.manual_backward(objective / accumulate)
+            if position % accumulate == 0:  # a new optimizer step begins
+                # Here rather than before the forward pass: the gradients' memory is then reused at once.
+                optimizer.zero_grad()
+            loss = objective / accumulate if accumulate > 1 else objective
+            loss.backward() if direct else self.manual_backward(loss)
             # Lightning's rule: a step every accumulate_grad_batches batches of the epoch, and at the epoch's last.
             epoch_end = execution.last and position == execution.first + execution.size - 1
             self.accumulating = (position + 1) % accumulate != 0 and not epoch_end

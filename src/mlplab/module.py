@@ -66,8 +66,8 @@ class Classifier(MultiStepModule):
             logits, labels
         )  # train/loss is the data loss alone: runs with and without penalties compare
         penalties = self.penalties()
-        accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        return loss + sum(penalties.values()), {"loss": loss, "acc": accuracy, **penalties}
+        accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
+        return sum(penalties.values(), loss), {"loss": loss, "acc": accuracy, **penalties}
 
     def _eval_step(self, stage: str, batch: Batch) -> Tensor:
         x, y = batch
