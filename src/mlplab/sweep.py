@@ -13,6 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
 from mlplab.runs import REPORTED_METRICS
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
@@ -24,6 +25,15 @@ class Job:
     folder: Path
     overrides: dict[str, str]
     metrics: dict[str, Any]
+    seed: int
+
+
+def _seed(folder: Path, overrides: dict[str, str]) -> int:
+    """The job's seed: from its overrides, else from its composed config (an experiment may set it)."""
+    if "seed" in overrides:
+        return int(overrides["seed"])
+    config = folder / ".hydra" / "config.yaml"
+    return int(OmegaConf.load(config).get("seed", 0)) if config.exists() else 0
 
 
 def load_jobs(sweep_dir: Path) -> list[Job]:
@@ -34,18 +44,24 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
         overrides = dict(o.lstrip("+~").split("=", 1) for o in OmegaConf.load(overrides_file) if "=" in o)
         metrics_file = folder / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "incomplete"}
-        jobs.append(Job(folder, overrides, metrics))
+        jobs.append(Job(folder, overrides, metrics, _seed(folder, overrides)))
     return sorted(jobs, key=lambda j: int(j.folder.name.split("_")[0]) if j.folder.name[0].isdigit() else 0)
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+def _over_seeds(name: str, values: list[float]) -> dict[str, float]:
+    """A metric's mean, standard deviation and confidence interval over the seeds (NaN where there are too few)."""
+    interval = mean_interval(values)
+    return {
+        f"{name} mean": statistics.fmean(values) if values else math.nan,
+        f"{name} std": statistics.stdev(values) if len(values) > 1 else math.nan,
+        f"{name} ci_low": interval.low if interval else math.nan,
+        f"{name} ci_high": interval.high if interval else math.nan,
+    }
 
 
 def summarize(jobs: list[Job]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(swept keys, one row per configuration): jobs that differ only by seed form one row, with mean and std."""
+    """(swept keys, one row per configuration): jobs that differ only by seed form one row, with mean, std and
+    confidence interval of each metric, and its difference from the best configuration (chosen on validation)."""
     keys = {k for job in jobs for k in job.overrides} - NOT_SWEPT
     swept = sorted(k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1)
     groups: dict[tuple, list[Job]] = defaultdict(list)
@@ -53,11 +69,14 @@ def summarize(jobs: list[Job]) -> tuple[list[str], list[dict[str, Any]]]:
         groups[tuple(job.overrides.get(k, "") for k in swept)].append(job)
     rows = []
     for values, members in groups.items():
-        ok = [job.metrics for job in members if job.metrics.get("status") == "ok"]
+        ok = [job for job in members if job.metrics.get("status") == "ok"]
         row: dict[str, Any] = dict(zip(swept, values, strict=True))
         row["seeds"] = len(members)
         for name in REPORTED_METRICS:
-            row[f"{name} mean"], row[f"{name} std"] = _mean_std([m[name] for m in ok if name in m])
+            by_seed = {job.seed: job.metrics[name] for job in ok if name in job.metrics}
+            row[name] = by_seed  # for compare_with_best
+            row.update(_over_seeds(name, list(by_seed.values())))
+        ok = [job.metrics for job in ok]
         row["epochs"] = statistics.fmean(m["epochs"] for m in ok) if ok else math.nan
         row["train_time_s"] = statistics.fmean(m["train_time_s"] for m in ok) if ok else math.nan
         statuses = Counter(job.metrics.get("status", "incomplete") for job in members)
@@ -67,27 +86,90 @@ def summarize(jobs: list[Job]) -> tuple[list[str], list[dict[str, Any]]]:
         rows.append(row)
     # Chosen by validation accuracy only: the test set is for reporting, never for picking.
     rows.sort(key=lambda r: -r["val/acc_best mean"] if not math.isnan(r["val/acc_best mean"]) else math.inf)
+    compare_with_best(rows)
     return swept, rows
 
 
-def _cell(name: str, mean: float, std: float) -> str:
+def compare_with_best(rows: list[dict[str, Any]]) -> None:
+    """Each row's paired difference from the first (the best on validation), Holm-corrected p, and a verdict in
+    words on val/acc_best, the metric the best was chosen by."""
+    best = rows[0] if rows and not math.isnan(rows[0]["val/acc_best mean"]) else None
+    for name in REPORTED_METRICS:
+        comparisons = [paired(row[name], best[name]) if best and row is not best else None for row in rows]
+        tested = [i for i, c in enumerate(comparisons) if c is not None]
+        corrected = dict(zip(tested, holm([comparisons[i].p for i in tested]), strict=True))
+        for i, (row, comparison) in enumerate(zip(rows, comparisons, strict=True)):
+            row[f"{name} comparison"] = comparison
+            row[f"{name} diff"] = comparison.difference if comparison else math.nan
+            row[f"{name} diff_low"] = comparison.interval.low if comparison else math.nan
+            row[f"{name} diff_high"] = comparison.interval.high if comparison else math.nan
+            row[f"{name} p"] = corrected.get(i, math.nan)
+    for row in rows:
+        comparison, p = row["val/acc_best comparison"], row["val/acc_best p"]
+        if row is best or not math.isnan(row["val/acc_best mean"]):
+            seeds = len(row["val/acc_best"])
+            row["verdict"] = verdict(seeds, comparison, None if math.isnan(p) else p, row is best)
+        else:
+            row["verdict"] = "no finished run"
+        # The smallest difference these seeds could have told apart, for rows that are not told apart.
+        detectable = comparison.detectable if comparison and row["verdict"].startswith("not") else math.nan
+        row["detectable"] = detectable
+
+
+def _scale(name: str) -> tuple[int, int]:
+    """Accuracies in percent with 2 decimals, losses as they are with 4."""
+    return (100, 2) if name.endswith(("acc", "acc_best")) else (1, 4)
+
+
+def _cell(name: str, row: dict[str, Any]) -> str:
+    """mean ± std [95% interval] over the seeds."""
+    mean, std, low, high = (row[f"{name} {part}"] for part in ("mean", "std", "ci_low", "ci_high"))
     if math.isnan(mean):
         return "-"
-    scale, digits = (100, 2) if name.endswith("acc") or name.endswith("acc_best") else (1, 4)
-    text = f"{mean * scale:.{digits}f}"
-    return text if math.isnan(std) else f"{text} ± {std * scale:.{digits}f}"
+    scale, digits = _scale(name)
+    if math.isnan(std):
+        return f"{mean * scale:.{digits}f} (1 seed)"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def _difference(name: str, row: dict[str, Any]) -> str:
+    """The paired difference from the best [95% interval], Holm-corrected p."""
+    if row[f"{name} comparison"] is None:
+        return "-"
+    scale, digits = _scale(name)
+    diff, low, high = (row[f"{name} {part}"] * scale for part in ("diff", "diff_low", "diff_high"))
+    return f"{diff:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}] p={row[f'{name} p']:.2g}"
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if math.isnan(row["detectable"]):
+        return row["verdict"]
+    return f"{row['verdict']} (they detect ≥ {row['detectable'] * 100:.2f} points)"
+
+
+COMPARED = ("val/acc_best", "test/acc")  # shown against the best in the Markdown table; results.csv has all
 
 
 def markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
-    """The results as a Markdown table: accuracies in %, mean ± std over seeds."""
-    header = [*swept, "seeds", "val/acc_best %", "test/acc %", "test/loss", "epochs", "time (s)", "status"]
+    """The results as a Markdown table: accuracies in %, mean ± std [95% interval] over seeds, the differences from
+    the best row (paired over shared seeds) and a verdict."""
+    header = [*swept, "seeds", "val/acc_best %", "test/acc %", "test/loss"]
+    header += [f"{name} vs best" for name in COMPARED] + ["verdict", "epochs", "time (s)", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row[k]) for k in swept] + [str(row["seeds"])]
-        cells += [_cell(name, row[f"{name} mean"], row[f"{name} std"]) for name in REPORTED_METRICS]
+        cells += [_cell(name, row) for name in REPORTED_METRICS]
+        cells += [_difference(name, row) for name in COMPARED] + [_verdict(row)]
         cells += ["-" if math.isnan(row["epochs"]) else f"{row['epochs']:g}"]
         cells += ["-" if math.isnan(row["train_time_s"]) else f"{row['train_time_s']:.1f}", row["status"]]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"mean ± std [{CONFIDENCE:.0%} interval, Student's t] over seeds; vs best: this row's mean minus the best's, "
+        "paired over the seeds both have [interval], p of a paired t-test, Holm-corrected over the rows. The best "
+        "row is the one with the highest mean val/acc_best; the verdict is on val/acc_best. 'They detect': the "
+        f"smallest difference these seeds find with power {POWER:.0%} at α {ALPHA:.2g}.",
+    ]
     errors = [f"- {', '.join(str(r[k]) for k in swept) or 'run'}: {r['error']}" for r in rows if r["error"]]
     return "\n".join(lines + (["", "Errors:", *errors] if errors else [])) + "\n"
 
@@ -130,8 +212,9 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
 def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """Writes results.csv, results.md and results.png into sweep_dir and returns the table."""
     swept, rows = summarize(load_jobs(sweep_dir))
-    columns = [*swept, "seeds", *(f"{m} {s}" for m in REPORTED_METRICS for s in ("mean", "std"))]
-    columns += ["epochs", "train_time_s", "status", "error"]
+    parts = ("mean", "std", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p")
+    columns = [*swept, "seeds", *(f"{m} {part}" for m in REPORTED_METRICS for part in parts)]
+    columns += ["verdict", "detectable", "epochs", "train_time_s", "status", "error"]
     with (sweep_dir / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

@@ -1,0 +1,97 @@
+"""Which differences between configurations are real: intervals over seeds, paired tests against the best.
+
+Runs of two configurations with the same seed share their initialisation (for the same architecture), their batch
+order and their validation split, so a paired test over the seeds both have removes most of the noise. Tests use
+scipy.stats; p-values against the best are Holm-corrected over the rows, since every row is one more chance of
+a fluke.
+"""
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from scipy import optimize, stats
+
+CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
+POWER = 0.8  # for the smallest difference that the seeds could have detected
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def mean_interval(values: list[float]) -> Interval | None:
+    """Student's t interval of the mean; None with fewer than two values."""
+    if len(values) < 2:
+        return None
+    mean, sem = statistics.fmean(values), stats.sem(values)
+    if sem == 0:  # every seed gave the same value
+        return Interval(mean, mean)
+    low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sem)
+    return Interval(float(low), float(high))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A configuration against the best, over the seeds both have: the mean difference (this minus the best)."""
+
+    seeds: int
+    difference: float
+    interval: Interval
+    p: float  # paired t-test, two-sided, before correction
+    detectable: float  # the smallest |difference| that these seeds find with POWER at ALPHA
+
+
+def paired(values: dict[int, float], best: dict[int, float]) -> Paired | None:
+    """The paired comparison over shared seeds; None with fewer than two."""
+    seeds = sorted(values.keys() & best.keys())
+    if len(seeds) < 2:
+        return None
+    differences = [values[s] - best[s] for s in seeds]
+    mean, spread = statistics.fmean(differences), statistics.stdev(differences)
+    if spread == 0:  # the same difference at every seed: no noise to test against
+        return Paired(len(seeds), mean, Interval(mean, mean), 0.0 if mean else 1.0, 0.0)
+    test = stats.ttest_rel([values[s] for s in seeds], [best[s] for s in seeds])
+    interval = test.confidence_interval(CONFIDENCE)
+    detectable = detectable_effect(len(seeds)) * spread
+    return Paired(len(seeds), mean, Interval(float(interval.low), float(interval.high)), float(test.pvalue), detectable)
+
+
+def detectable_effect(n: int) -> float:
+    """The effect (difference / its standard deviation) that a two-sided paired t-test over n pairs detects with
+    probability POWER at level ALPHA, from the noncentral t distribution."""
+    df = n - 1
+    critical = stats.t.ppf(1 - ALPHA / 2, df)
+
+    def power(effect: float) -> float:
+        shift = effect * math.sqrt(n)
+        wrong_side = stats.nct.cdf(-critical, df, shift)  # negligible; scipy returns NaN for it at large shifts
+        return stats.nct.sf(critical, df, shift) + (0.0 if math.isnan(wrong_side) else wrong_side) - POWER
+
+    return optimize.brentq(power, 1e-9, 100)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down correction, in the order given (no scipy function applies it)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    corrected, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        corrected[i] = running
+    return corrected
+
+
+def verdict(seeds: int, comparison: Paired | None, p: float | None, is_best: bool) -> str:
+    """In words, against the best configuration."""
+    if is_best:
+        return "best"
+    if seeds < 2:
+        return f"{seeds} seed: no interval"
+    if comparison is None:
+        return "no seeds shared with the best: no paired test"
+    if p is not None and p < ALPHA:
+        return f"worse (p={p:.2g})"
+    return f"not distinguishable from the best with {comparison.seeds} seeds"

@@ -1,0 +1,142 @@
+"""Sweep tables' statistics against values computed here by hand, for made-up sweep folders."""
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mlplab.comparison import detectable_effect, holm
+from mlplab.sweep import load_jobs, markdown, summarize, write_results
+
+
+def make_sweep(folder, runs: dict[str, dict[int, float | None]]) -> None:
+    """One job per (optimizer, seed): val/acc_best as given (None: a failed job), test metrics derived from it."""
+    number = 0
+    for optimizer, seeds in runs.items():
+        for seed, value in seeds.items():
+            job = folder / f"{number}_optimizer={optimizer},seed={seed}"
+            (job / ".hydra").mkdir(parents=True)
+            (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer={optimizer}\n- seed={seed}\n")
+            if value is None:
+                metrics = {"status": "failed", "error": "boom"}
+            else:
+                metrics = {"val/acc_best": value, "test/acc": value - 0.001, "test/loss": 1 - value}
+                metrics |= {"status": "ok", "epochs": 3, "train_time_s": 1.0}
+            (job / "metrics.json").write_text(json.dumps(metrics))
+            number += 1
+
+
+def rows_by_optimizer(folder) -> dict[str, dict]:
+    _, rows = summarize(load_jobs(folder))
+    return {row["optimizer"]: row for row in rows}
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    mean, sd, n = statistics.fmean(values), statistics.stdev(values), len(values)
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def paired_p(differences: list[float]) -> float:
+    n = len(differences)
+    t = statistics.fmean(differences) / (statistics.stdev(differences) / math.sqrt(n))
+    return 2 * stats.t.sf(abs(t), n - 1)
+
+
+def test_a_clear_winner(tmp_path):
+    good = {0: 0.980, 1: 0.982, 2: 0.979}
+    bad = {0: 0.950, 1: 0.953, 2: 0.951}
+    make_sweep(tmp_path, {"adam": good, "sgd": bad})
+    _, rows = summarize(load_jobs(tmp_path))
+    best, worse = rows
+    assert best["optimizer"] == "adam" and best["verdict"] == "best"
+    assert (best["val/acc_best ci_low"], best["val/acc_best ci_high"]) == pytest.approx(t_interval(list(good.values())))
+    differences = [bad[s] - good[s] for s in range(3)]
+    assert worse["val/acc_best diff"] == pytest.approx(statistics.fmean(differences))
+    assert (worse["val/acc_best diff_low"], worse["val/acc_best diff_high"]) == pytest.approx(t_interval(differences))
+    p = paired_p(differences)
+    assert p < 0.01 and worse["val/acc_best p"] == pytest.approx(p)  # one comparison: Holm changes nothing
+    assert worse["verdict"] == f"worse (p={p:.2g})" and math.isnan(worse["detectable"])
+    table = markdown(["optimizer"], rows)
+    assert f"| sgd | 3 | 95.13 ± 0.15 [{t_interval(list(bad.values()))[0] * 100:.2f}, " in table
+    assert f"| -2.90 [{t_interval(differences)[0] * 100:+.2f}, " in table and f"worse (p={p:.2g})" in table
+
+
+def test_pure_noise_is_not_distinguishable_and_says_what_the_seeds_could_detect(tmp_path):
+    rng = np.random.default_rng(1)
+    noise = {name: dict(enumerate(0.97 + 0.002 * rng.standard_normal(4))) for name in ("adam", "sgd")}
+    make_sweep(tmp_path, noise)
+    rows = rows_by_optimizer(tmp_path)
+    best, other = sorted(rows.values(), key=lambda r: -r["val/acc_best mean"])
+    differences = [other["val/acc_best"][s] - best["val/acc_best"][s] for s in range(4)]
+    assert other["val/acc_best p"] == pytest.approx(paired_p(differences)) and other["val/acc_best p"] > 0.05
+    assert other["verdict"] == "not distinguishable from the best with 4 seeds"
+    assert other["detectable"] == pytest.approx(detectable_effect(4) * statistics.stdev(differences))
+    assert "(they detect ≥ " in markdown(["optimizer"], list(rows.values()))
+
+
+def test_detectable_effect_has_the_power_it_claims():
+    # Independently, by simulation: a paired t-test over n pairs whose differences are effect + standard normal.
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 10):
+        effect = detectable_effect(n)
+        samples = effect + rng.standard_normal((100_000, n))
+        t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / math.sqrt(n))
+        power = (np.abs(t) > stats.t.ppf(0.975, n - 1)).mean()
+        assert power == pytest.approx(0.8, abs=0.01), n
+
+
+def test_unpaired_seeds_get_no_paired_test_and_partly_shared_ones_are_paired_over_those(tmp_path):
+    make_sweep(
+        tmp_path,
+        {"adam": {0: 0.98, 1: 0.981, 2: 0.979}, "sgd": {3: 0.95, 4: 0.951, 5: 0.949}, "rmsprop": {1: 0.96, 2: 0.962}},
+    )
+    rows = rows_by_optimizer(tmp_path)
+    assert rows["sgd"]["verdict"] == "no seeds shared with the best: no paired test"
+    assert math.isnan(rows["sgd"]["val/acc_best p"])
+    differences = [0.96 - 0.981, 0.962 - 0.979]  # seeds 1 and 2
+    assert rows["rmsprop"]["val/acc_best diff"] == pytest.approx(statistics.fmean(differences))
+    assert rows["rmsprop"]["val/acc_best comparison"].seeds == 2
+
+
+def test_a_failed_job_leaves_the_others_compared(tmp_path):
+    make_sweep(tmp_path, {"adam": {0: 0.98, 1: 0.982, 2: 0.979}, "sgd": {0: 0.95, 1: 0.953, 2: None}})
+    rows = rows_by_optimizer(tmp_path)
+    assert rows["sgd"]["seeds"] == 3 and rows["sgd"]["status"] == "1 failed, 2 ok"
+    assert rows["sgd"]["val/acc_best comparison"].seeds == 2
+    assert rows["sgd"]["val/acc_best p"] == pytest.approx(paired_p([0.95 - 0.98, 0.953 - 0.982]))
+
+
+def test_single_seeds_say_that_no_interval_exists(tmp_path):
+    make_sweep(tmp_path, {"adam": {0: 0.98}, "sgd": {0: 0.95}})
+    write_results(tmp_path)
+    rows = rows_by_optimizer(tmp_path)
+    assert rows["sgd"]["verdict"] == "1 seed: no interval" and math.isnan(rows["sgd"]["val/acc_best ci_low"])
+    table = (tmp_path / "results.md").read_text()
+    assert "| sgd | 1 | 95.00 (1 seed) |" in table and "± " not in table.split("\n\n")[0]
+
+
+def test_holm_multiplies_the_sorted_p_values_and_keeps_their_order():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 3 x 0.01; max(2 x 0.03, .); 1 x 0.04 < 0.06
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_holm_is_applied_over_the_rows(tmp_path):
+    make_sweep(
+        tmp_path,
+        {
+            "adam": {0: 0.980, 1: 0.982, 2: 0.979},
+            "sgd": {0: 0.950, 1: 0.953, 2: 0.951},
+            "rmsprop": {0: 0.975, 1: 0.980, 2: 0.972},
+        },
+    )
+    rows = rows_by_optimizer(tmp_path)
+    good = [0.980, 0.982, 0.979]
+    raw = [
+        paired_p([v - g for v, g in zip(values, good, strict=True)])
+        for values in ([0.950, 0.953, 0.951], [0.975, 0.980, 0.972])
+    ]
+    assert [rows["sgd"]["val/acc_best p"], rows["rmsprop"]["val/acc_best p"]] == pytest.approx(holm(raw))
