@@ -62,9 +62,7 @@ class Classifier(MultiStepModule):
         what to log as train/<name>; MultiStepModule does the rest (zero_grad, backward, the optimizer step)."""
         images, labels = batch
         logits = self.net(images)
-        loss = self.criterion(
-            logits, labels
-        )  # train/loss is the data loss alone: runs with and without penalties compare
+        loss = self.criterion(logits, labels)  # train/loss: the data loss alone, so runs with penalties compare
         penalties = self.penalties()
         accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
         return sum(penalties.values(), loss), {"loss": loss, "acc": accuracy, **penalties}
