@@ -208,3 +208,22 @@ def test_one_short_epoch_on_real_mnist_is_far_above_chance(tmp_path):
     cfg = compose_train(["trainer.max_epochs=1", "++trainer.limit_train_batches=300", "logger=none"], tmp_path)
     metrics, _ = train(cfg)
     assert metrics["val/acc"] > 0.9 and metrics["test/acc"] > 0.9
+
+
+@pytest.mark.parametrize(("overrides", "total"), [([], 4), (["++trainer.val_check_interval=6"], 5)])
+def test_the_progress_bar_counts_the_epochs_executions(make_cfg, overrides, total):
+    from lightning.pytorch import Callback
+
+    from mlplab.execution import ProgressBar
+
+    class Totals(Callback):
+        def on_train_epoch_start(self, trainer, module):
+            [bar] = [c for c in trainer.callbacks if isinstance(c, ProgressBar)]
+            self.total = bar.total_train_batches
+
+    totals = Totals()
+    # 16 batches in executions of 4; ending at batches 6 and 12 too (validations): 4, 2, 4, 2, 4
+    cfg = make_cfg("trainer.max_epochs=1", "logger=none", *overrides)
+    cfg.trainer.enable_progress_bar = True  # as on a terminal
+    train(cfg, [totals])
+    assert totals.total == total

@@ -10,58 +10,63 @@ from mlplab.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 
 
-def _number(value: Any) -> bool:
+def number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _integer(value: Any) -> bool:
+def integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 # Model values (activation, hidden sizes, dropout) are checked by mlplab.model.MLP itself, and the
 # validation size by the datamodule, which knows how many training images there are.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0"),
-    ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.eval_batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.val_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
-    ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
-    ("trainer.max_epochs", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("optimizer.lr", lambda v: number(v) and v > 0, "a number > 0"),
+    ("data.batch_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),
+    ("data.eval_batch_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),
+    ("data.val_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),
+    ("regularization.l1", lambda v: number(v) and v >= 0, "a number >= 0"),
+    ("regularization.l2", lambda v: number(v) and v >= 0, "a number >= 0"),
+    ("trainer.max_epochs", lambda v: integer(v) and v >= 1, "an integer >= 1"),
     ("scheduler.interval", lambda v: v in (None, "step", "epoch"), "step or epoch"),  # None: no scheduler
-    ("steps_per_execution", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("steps_per_execution", lambda v: integer(v) and v >= 1, "an integer >= 1"),
     # Applied by mlplab.execution, in batches, rather than by Lightning (None: not set, Lightning's default).
-    ("trainer.accumulate_grad_batches", lambda v: v is None or (_integer(v) and v >= 1), "an integer >= 1"),
-    ("trainer.gradient_clip_val", lambda v: v is None or (_number(v) and v >= 0), "a number >= 0"),
+    ("trainer.accumulate_grad_batches", lambda v: v is None or (integer(v) and v >= 1), "an integer >= 1"),
+    ("trainer.gradient_clip_val", lambda v: v is None or (number(v) and v >= 0), "a number >= 0"),
     ("trainer.gradient_clip_algorithm", lambda v: v in (None, "norm", "value"), "norm or value"),
-    ("trainer.log_every_n_steps", lambda v: v is None or (_integer(v) and v >= 1), "an integer >= 1 (batches)"),
+    ("trainer.log_every_n_steps", lambda v: v is None or (integer(v) and v >= 1), "an integer >= 1 (batches)"),
     (
         "trainer.limit_train_batches",
-        lambda v: v is None or (_integer(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+        lambda v: v is None or (integer(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
         "a number of batches (an integer >= 1) or a fraction of the epoch in (0, 1]",
     ),
     (
         "trainer.val_check_interval",
-        lambda v: v is None or (_integer(v) and v >= 1) or v == 1.0,
+        lambda v: v is None or (integer(v) and v >= 1) or v == 1.0,
         "a number of training batches (an integer >= 1), or 1.0 for each epoch's end",
     ),
-    ("trainer.overfit_batches", lambda v: v is None or (_integer(v) and v >= 0), "a number of batches (an integer)"),
-    ("seed", _integer, "an integer"),
-    ("threads", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("trainer.overfit_batches", lambda v: v is None or (integer(v) and v >= 0), "a number of batches (an integer)"),
+    ("seed", integer, "an integer"),
+    ("threads", lambda v: v is None or (integer(v) and v >= 1), "null or an integer >= 1"),
 ]
+
+
+def check_rules(cfg: DictConfig, rules: list[tuple[str, Callable[[Any], bool], str]]) -> None:
+    """Raise InputError for the first value that breaks its rule: (key, test of the value, what is allowed)."""
+    for key, ok, allowed in rules:
+        value = OmegaConf.select(cfg, key)
+        if not ok(value):
+            raise InputError(f"{key}={value}: must be {allowed}")
 
 
 def check_config(cfg: DictConfig) -> None:
     """Raise InputError for the first bad value of the train config."""
-    for key, ok, allowed in RULES:
-        value = OmegaConf.select(cfg, key)
-        if not ok(value):
-            raise InputError(f"{key}={value}: must be {allowed}")
+    check_rules(cfg, RULES)
     check_accelerator(cfg.trainer)
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path)  # a missing file, or one that is not a checkpoint: an error before training
     across_epochs = cfg.trainer.get("check_val_every_n_epoch", 1) is None
-    if across_epochs and _integer(cfg.trainer.get("val_check_interval")) and cfg.steps_per_execution != 1:
+    if across_epochs and integer(cfg.trainer.get("val_check_interval")) and cfg.steps_per_execution != 1:
         # Lightning would count the executions between validations across epochs, and they differ in size there.
         raise InputError(
             "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "

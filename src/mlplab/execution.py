@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
@@ -109,14 +110,19 @@ class Executions:
             (epoch, start), self.resume_at = self.resume_at, None
             if start >= total:  # saved after the epoch's last batch: the next epoch is next
                 epoch, start = epoch + 1, 0
+        for first, end in self.bounds(start, total):
+            yield Execution(self, first, end - first, end == total, epoch if first == start else None)
+
+    def bounds(self, start: int, total: int) -> Iterator[tuple[int, int]]:
+        """(first, end) positions of the executions from batch `start` on: at most steps_per_execution batches,
+        ending at every validation."""
         size, every = self.plan.steps_per_execution, self.plan.val_check_interval
-        position = start
-        while position < total:
-            end = min(position + size, total)
+        while start < total:
+            end = min(start + size, total)
             if isinstance(every, int):
-                end = min(end, (position // every + 1) * every)
-            yield Execution(self, position, end - position, end == total, epoch if position == start else None)
-            position = end
+                end = min(end, (start // every + 1) * every)
+            yield start, end
+            start = end
 
     def draw(self, execution: Execution) -> Iterator[tuple[int, Any]]:
         """The execution's batches, with their positions in the epoch."""
@@ -156,6 +162,17 @@ def executions(loader: "TensorLoader", trainer: Trainer | None) -> Iterable[Any]
     if not isinstance(module, MultiStepModule):
         return loader
     return Executions(loader, module.plan, lambda: trainer.current_epoch)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, with the number of executions in an epoch as its total (Lightning counts none)."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        loader = self.trainer.train_dataloader
+        if not isinstance(loader, Executions):
+            return super().total_train_batches
+        return sum(1 for _ in loader.bounds(0, loader.batches_per_epoch()))
 
 
 # The hooks that Lightning's manual_backward and LightningOptimizer.step call around every optimizer step.

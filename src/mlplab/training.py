@@ -19,7 +19,7 @@ from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
 from mlplab.distributed import use_job_commands
 from mlplab.errors import RunStopped
-from mlplab.execution import trainer_arguments
+from mlplab.execution import ProgressBar, trainer_arguments
 from mlplab.module import Classifier
 from mlplab.runs import run_folder, run_record, write_json
 
@@ -49,8 +49,7 @@ def build(
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
         progress_bar = sys.stdout.isatty()
-    if not progress_bar:
-        callbacks.append(EpochSummary())
+    callbacks.append(ProgressBar() if progress_bar else EpochSummary())
     if cfg.trainer.get("strategy") == "ddp":
         use_job_commands()
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
