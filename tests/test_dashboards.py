@@ -115,7 +115,7 @@ def test_a_run_that_diverged_keeps_its_hparams_session_with_every_metric_column(
     assert not {"val/acc_best", "test/acc", "test/loss"} & set(events.Tags()["scalars"])
 
 
-class InterruptSecondChunk(Callback):
+class InterruptSecondExecution(Callback):
     """As Ctrl-C does (mlplab.callbacks.Interruption): save the training state, then stop."""
 
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
@@ -133,7 +133,7 @@ def session_status(run_dir: Path) -> str:
 def test_a_resumed_run_shows_the_session_of_its_real_end(synthetic_mnist, tmp_path):
     run_dir = tmp_path / "interrupted"
     with pytest.raises(Interrupted):
-        train(compose_train(SYNTHETIC, run_dir, synthetic_mnist), callbacks=[InterruptSecondChunk()])
+        train(compose_train(SYNTHETIC, run_dir, synthetic_mnist), callbacks=[InterruptSecondExecution()])
     assert session_status(run_dir) == "interrupted"
     # The resume writes into the same folder, where TensorBoard would show the first session it finds.
     train(compose_train([*SYNTHETIC, f"ckpt_path={run_dir / 'checkpoints' / 'stop.ckpt'}"], tmp_path, synthetic_mnist))
