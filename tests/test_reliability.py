@@ -70,6 +70,8 @@ BAD_INPUT = [
     (["model.dropout=-0.2"], r"model.dropout=-0.2: must be in \[0, 1\)"),
     (["data.batch_size=0"], r"data.batch_size=0: must be an integer >= 1"),
     (["steps_per_execution=0"], r"steps_per_execution=0: must be an integer >= 1"),
+    (["seed=-1"], r"seed=-1: must be an integer from 0 to 4294967295"),
+    (["seed=4294967296"], r"seed=4294967296: must be an integer from 0 to 4294967295"),
     (["++trainer.gradient_clip_val=-1.0"], r"trainer.gradient_clip_val=-1.0: must be a number >= 0"),
     (["++trainer.gradient_clip_algorithm=l2"], r"trainer.gradient_clip_algorithm=l2: must be norm or value"),
     (["++trainer.accumulate_grad_batches=0"], r"trainer.accumulate_grad_batches=0: must be an integer >= 1"),

@@ -46,7 +46,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         "a number of training batches (an integer >= 1), or 1.0 for each epoch's end",
     ),
     ("trainer.overfit_batches", lambda v: v is None or (integer(v) and v >= 0), "a number of batches (an integer)"),
-    ("seed", integer, "an integer"),
+    # Lightning replaces a seed outside NumPy's range with a random one (a warning, then irreproducible runs).
+    ("seed", lambda v: integer(v) and 0 <= v < 2**32, "an integer from 0 to 4294967295"),
     ("threads", lambda v: v is None or (integer(v) and v >= 1), "null or an integer >= 1"),
 ]
 
