@@ -60,11 +60,12 @@ def synthetic_mnist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
 
 
 def compose_train(
-    overrides: list[str], output_dir: Path, data: tuple[Path, dict[str, str]] | None = None
+    overrides: list[str], output_dir: Path, data: tuple[Path, dict[str, str]] | None = None, config_name: str = "train"
 ) -> DictConfig:
-    """The train config as `python src/train.py OVERRIDES` composes it, writing into output_dir."""
+    """The train config (or another entry config built on it, such as lr_find) as `python src/train.py OVERRIDES`
+    composes it, writing into output_dir."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+        cfg = compose(config_name=config_name, overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.trainer.enable_progress_bar = False

@@ -6,27 +6,20 @@ import sys
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from lightning.pytorch import seed_everything
-from omegaconf import open_dict
 
 from mlplab.errors import InputError, RunStopped
-from mlplab.lr_find import Diverging, RangeTest, lr_find, range_test
+from mlplab.lr_find import Diverging, RangeTest, lr_find, range_test, range_test_config
 from mlplab.training import build, train
 
-from conftest import CONF_DIR, REPO, SYNTHETIC, data_overrides, real_data
+from conftest import REPO, SYNTHETIC, compose_train, data_overrides, real_data
 
 # Plain SGD on the synthetic digits: 16 batches an epoch, so 150 steps cross several epochs.
 SETTINGS = ["optimizer=sgd", "lr_find.min_lr=1e-4", "lr_find.max_lr=100", "lr_find.steps=150", "logger=none"]
 
 
 def compose_lr_find(synthetic_mnist, tmp_path, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="lr_find", overrides=[*SYNTHETIC, *data_overrides(synthetic_mnist), *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        cfg.trainer.enable_progress_bar = False
-    return cfg
+    return compose_train([*SYNTHETIC, *overrides], tmp_path, synthetic_mnist, config_name="lr_find")
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +87,9 @@ def test_the_model_is_left_as_it_was_and_steps_per_execution_changes_nothing(syn
     curves = []
     for steps in (1, 4):
         cfg = compose_lr_find(synthetic_mnist, tmp_path / str(steps), *SETTINGS, f"steps_per_execution={steps}")
-        with open_dict(cfg):
-            cfg.trainer.update(max_steps=150, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0)
-            cfg.scheduler, cfg.callbacks = None, {}
         test = RangeTest(1e-4, 100, 150, 0.98, 4.0)
         seed_everything(cfg.seed)
-        datamodule, module, trainer = build(cfg, callbacks=[test])
+        datamodule, module, trainer = build(range_test_config(cfg), callbacks=[test])
         before = {name: value.clone() for name, value in module.net.state_dict().items()}
         range_test(datamodule, module, trainer, test)
         for name, value in module.net.state_dict().items():
@@ -127,12 +117,7 @@ def test_bad_settings_are_named(synthetic_mnist, tmp_path, override, message):
 def test_on_real_mnist_the_loss_falls_then_diverges_and_the_suggestion_is_where_these_optimizers_train(
     tmp_path, optimizer, low, high
 ):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="lr_find", overrides=[f"optimizer={optimizer}", "logger=none"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        cfg.trainer.enable_progress_bar = False
-    result = lr_find(cfg)
+    result = lr_find(compose_train([f"optimizer={optimizer}", "logger=none"], tmp_path, config_name="lr_find"))
     smoothed = result["curve"]["smoothed_loss"]
     assert result["diverged"] and min(smoothed) < 0.8 * smoothed[0]
     assert low < result["suggestions"]["steepest"] < high

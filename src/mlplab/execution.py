@@ -266,7 +266,9 @@ class MultiStepModule(LightningModule):
             step = self.global_step - len(objectives) + first
             raise Diverged(f"train/loss is {objectives[first].item()} at epoch {self.current_epoch}, step {step}")
 
-    def _log_execution(self, logged: dict[str, list[Tensor]], images: list[int], epoch_end: bool, lr: float | None):
+    def _log_execution(
+        self, logged: dict[str, list[Tensor]], images: list[int], epoch_end: bool, lr: float | None
+    ) -> None:
         """The epoch means through Lightning; every log_every_n_steps batches, and at the epoch's end, a record of
         the execution's means, the learning rate and the epoch's throughput straight to the loggers."""
         counts = torch.tensor(images, device=self.device)

@@ -77,6 +77,16 @@ def range_test(datamodule: pl.LightningDataModule, module: LightningModule, trai
     return diverged
 
 
+def range_test_config(cfg: DictConfig) -> DictConfig:
+    """The train config as the range test trains it: lr_find.steps steps, nothing else run or kept."""
+    with open_dict(cfg):
+        cfg.scheduler = None  # the test sets every step's learning rate itself
+        cfg.callbacks = {}  # no checkpoints, no dashboards: nothing of this fit is kept
+        cfg.trainer.update(max_steps=cfg.lr_find.steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0)
+        cfg.trainer.enable_checkpointing = False
+    return cfg
+
+
 def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
     """The steepest descent of the smoothed loss (against log lr) before its minimum, and the minimum's lr / 10."""
     lowest = int(np.argmin(smoothed))
@@ -106,14 +116,9 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     if settings.max_lr <= settings.min_lr:
         raise InputError(f"lr_find.max_lr={settings.max_lr}: must be > lr_find.min_lr ({settings.min_lr})")
     check_config(cfg)
-    with open_dict(cfg):
-        cfg.scheduler = None  # the test sets every step's learning rate itself
-        cfg.callbacks = {}  # no checkpoints, no dashboards: nothing of this fit is kept
-        cfg.trainer.update(max_steps=settings.steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0)
-        cfg.trainer.enable_checkpointing = False
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     test = RangeTest(settings.min_lr, settings.max_lr, settings.steps, settings.smoothing, settings.divergence)
-    datamodule, module, trainer = build(cfg, callbacks=[test])
+    datamodule, module, trainer = build(range_test_config(cfg), callbacks=[test])
     output_dir.mkdir(parents=True, exist_ok=True)
     diverged = range_test(datamodule, module, trainer, test)
     suggested = suggestions(test.lrs, test.smoothed)

@@ -11,6 +11,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import torch
+
 REPO = Path(__file__).resolve().parents[2]  # the repository this package is installed from (pip install -e .)
 # What a run is judged by, in sweep tables and TensorBoard's HParams tab: val/acc_best picks, test/* reports.
 REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -34,8 +36,6 @@ def run_folder(checkpoint_path: str | Path) -> Path | None:
 
 def run_record() -> dict[str, Any]:
     """What it takes to repeat a run besides its config: the command, the versions, the code's commit."""
-    import torch  # here: the other functions serve processes that never train
-
     packages = ("torch", "lightning", "hydra-core", "torchmetrics", "torchvision", "omegaconf", "numpy")
     record: dict[str, Any] = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),

@@ -69,14 +69,14 @@ def summarize(jobs: list[Job]) -> tuple[list[str], list[dict[str, Any]]]:
         groups[tuple(job.overrides.get(k, "") for k in swept)].append(job)
     rows = []
     for values, members in groups.items():
-        ok = [job for job in members if job.metrics.get("status") == "ok"]
+        finished = [job for job in members if job.metrics.get("status") == "ok"]
         row: dict[str, Any] = dict(zip(swept, values, strict=True))
         row["seeds"] = len(members)
         for name in REPORTED_METRICS:
-            by_seed = {job.seed: job.metrics[name] for job in ok if name in job.metrics}
+            by_seed = {job.seed: job.metrics[name] for job in finished if name in job.metrics}
             row[name] = by_seed  # for compare_with_best
             row.update(_over_seeds(name, list(by_seed.values())))
-        ok = [job.metrics for job in ok]
+        ok = [job.metrics for job in finished]
         row["epochs"] = statistics.fmean(m["epochs"] for m in ok) if ok else math.nan
         row["train_time_s"] = statistics.fmean(m["train_time_s"] for m in ok) if ok else math.nan
         statuses = Counter(job.metrics.get("status", "incomplete") for job in members)
@@ -106,14 +106,12 @@ def compare_with_best(rows: list[dict[str, Any]]) -> None:
             row[f"{name} p"] = corrected.get(i, math.nan)
     for row in rows:
         comparison, p = row["val/acc_best comparison"], row["val/acc_best p"]
-        if row is best or not math.isnan(row["val/acc_best mean"]):
-            seeds = len(row["val/acc_best"])
-            row["verdict"] = verdict(seeds, comparison, None if math.isnan(p) else p, row is best)
-        else:
+        if math.isnan(row["val/acc_best mean"]):
             row["verdict"] = "no finished run"
+        else:
+            row["verdict"] = verdict(len(row["val/acc_best"]), comparison, None if math.isnan(p) else p, row is best)
         # The smallest difference these seeds could have told apart, for rows that are not told apart.
-        detectable = comparison.detectable if comparison and row["verdict"].startswith("not") else math.nan
-        row["detectable"] = detectable
+        row["detectable"] = comparison.detectable if comparison and p >= ALPHA else math.nan
 
 
 def _scale(name: str) -> tuple[int, int]:
