@@ -36,15 +36,19 @@ def _seed(folder: Path, overrides: dict[str, str]) -> int:
     return int(OmegaConf.load(config).get("seed", 0)) if config.exists() else 0
 
 
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """A job's metrics.json; a job that never wrote one is `incomplete`."""
+    metrics_file = folder / "metrics.json"
+    return json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "incomplete"}
+
+
 def load_jobs(sweep_dir: Path) -> list[Job]:
-    """The jobs under a sweep folder, finished or not (a job without metrics.json is `incomplete`)."""
+    """The jobs under a sweep folder, finished or not."""
     jobs = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         folder = overrides_file.parents[1]
         overrides = dict(o.lstrip("+~").split("=", 1) for o in OmegaConf.load(overrides_file) if "=" in o)
-        metrics_file = folder / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "incomplete"}
-        jobs.append(Job(folder, overrides, metrics, _seed(folder, overrides)))
+        jobs.append(Job(folder, overrides, read_metrics(folder), _seed(folder, overrides)))
     return sorted(jobs, key=lambda j: int(j.folder.name.split("_")[0]) if j.folder.name[0].isdigit() else 0)
 
 

@@ -1,0 +1,133 @@
+"""Hydra sweeper `tune_then_train`: each configuration of the sweep gets its own best value of one key, chosen on
+validation with a short budget, and then trains with that value on every seed with the full budget.
+
+It lives in the hydra_plugins namespace because Hydra instantiates sweepers only from there
+(conf/hydra/sweeper/tune_then_train.yaml). The test set plays no part in the choice.
+"""
+
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from omegaconf import OmegaConf
+
+CHOSEN_BY = "val/acc_best"
+
+
+class TuneThenTrain(BasicSweeper):
+    """Phase 1 (folder tune/): every configuration × every value of `grid` for the key `tuned`, once, on seed
+    `tune_seed`, with the overrides in `budget`. Phase 2: every configuration with its best value on seeds
+    0..seeds-1. A grid point that diverges or fails is recorded and skipped; a configuration with no finished grid
+    point gets a failed row of its own in the results."""
+
+    def __init__(
+        self,
+        tuned: str,
+        grid: list[Any],
+        budget: list[str],
+        seeds: int,
+        tune_seed: int = 0,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(max_batch_size, params)
+        self.tuned, self.grid, self.budget = tuned, list(grid), list(budget)
+        self.seeds, self.tune_seed = seeds, tune_seed
+
+    def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+        from mlplab.errors import InputError
+        from mlplab.sweep import report
+
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        for override in overrides:
+            if override.key_or_group in (self.tuned, "seed"):
+                raise InputError(
+                    f"{override.input_line}: this sweep sets {override.key_or_group} itself "
+                    f"(the grid: sweep.tune.grid; the seeds: sweep.seeds); leave it off the command line"
+                )
+        if not self.grid or self.seeds < 1:
+            raise InputError(f"sweep.tune.grid={self.grid}, sweep.seeds={self.seeds}: need one value and one seed")
+        configurations = self.split_arguments(overrides, None)[0]
+        sweep_dir = Path(self.config.hydra.sweep.dir).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        tune_dir = sweep_dir / "tune"
+        trials = [
+            _merged(c, [f"{self.tuned}={v}", f"seed={self.tune_seed}", *self.budget, f"hydra.sweep.dir={tune_dir}"])
+            for c in configurations
+            for v in self.grid
+        ]
+        print(f"tuning {self.tuned} on validation: {len(trials)} runs in {tune_dir}", flush=True)
+        tuning = self._launch(trials)
+        report(tune_dir)
+
+        final, lost = [], []
+        for i, configuration in enumerate(configurations):
+            points = tuning[i * len(self.grid) : (i + 1) * len(self.grid)]
+            best = _best(points, self.grid)
+            name = _name(configuration, overrides)
+            if best is None:
+                lost.append((configuration, name))
+                print(f"{name}: no value of {self.tuned} finished training; left out", flush=True)
+                continue
+            value, accuracy = best
+            at_edge = len(self.grid) > 1 and value in (min(self.grid), max(self.grid))
+            edge = " (at the edge of sweep.tune.grid: widen it)" if at_edge else ""
+            print(f"{name}: {self.tuned}={value} ({CHOSEN_BY} {accuracy:.2%}){edge}", flush=True)
+            final += [_merged(configuration, [f"{self.tuned}={value}", f"seed={s}"]) for s in range(self.seeds)]
+        returns = [tuning, self._launch(final)] if final else [tuning]
+        for number, (configuration, name) in enumerate(lost, start=len(final)):
+            message = f"no value of {self.tuned} in sweep.tune.grid finished training (see {tune_dir}/results.md)"
+            _record_lost(sweep_dir / f"{number}_{name}", configuration, message)
+        return returns
+
+    def _launch(self, batch: list[list[str]]) -> list[JobReturn]:
+        self.validate_batch_is_legal(batch)
+        results = list(self.launcher.launch(batch, initial_job_idx=0))
+        for result in results:
+            _ = result.return_value  # raises what a job raised (mlplab's jobs record their own failures)
+        return results
+
+
+def _merged(*lists: list[str]) -> list[str]:
+    """Overrides in order, a later one replacing an earlier one of the same key."""
+    merged: dict[str, str] = {}
+    for override in (o for overrides in lists for o in overrides):
+        merged[override.split("=", 1)[0].lstrip("+~")] = override
+    return list(merged.values())
+
+
+def _best(points: list[JobReturn], grid: list[Any]) -> tuple[Any, float] | None:
+    """The grid value whose run reached the highest validation accuracy, and that accuracy; None if none ended ok."""
+    from mlplab.sweep import read_metrics
+
+    finished = []
+    for value, point in zip(grid, points, strict=True):
+        metrics = read_metrics(Path(point.hydra_cfg.hydra.runtime.output_dir))
+        accuracy = metrics.get(CHOSEN_BY, math.nan)
+        if metrics.get("status") == "ok" and not math.isnan(accuracy):
+            finished.append((accuracy, -grid.index(value), value))
+    if not finished:
+        return None
+    accuracy, _, value = max(finished)  # ties go to the first grid value
+    return value, accuracy
+
+
+def _name(configuration: list[str], overrides: list[Any]) -> str:
+    """The configuration by the keys that vary in the sweep, as in the job folders' names."""
+    varying = {o.get_key_element() for o in overrides if o.is_sweep_override()}
+    return ",".join(sorted(o for o in configuration if o.split("=", 1)[0] in varying)) or "run"
+
+
+def _record_lost(folder: Path, configuration: list[str], message: str) -> None:
+    """A configuration that got no final runs, as a failed job of the sweep: its table row says why."""
+    from mlplab.runs import record_failure
+
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(configuration), folder / ".hydra" / "overrides.yaml")
+    record_failure(folder, message)
