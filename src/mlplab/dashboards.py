@@ -11,15 +11,16 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import Tensor, nn
 from torch.utils.tensorboard.summary import hparams
 from torch.utils.tensorboard.writer import FileWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mlplab.data import MEAN, STD
-from mlplab.runs import REPORTED_METRICS
+from mlplab.runs import REPORTED_METRICS, read_metrics
 
 HPARAMS_SUFFIX = ".hparams"  # the end of the name of the event file that holds a run's HParams session
 
@@ -221,13 +222,40 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     # one once its own is written: TensorBoard shows the first session it finds in a run's folder.
     folder = Path(logger.log_dir)
     earlier = list(folder.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"))
-    # Every session declares every metric, even one that a stopped run lacks (its cell stays empty): TensorBoard
-    # takes the columns of a whole sweep from one of its runs. (Lightning's log_hyperparams declares only those
-    # given, and writes no session at all without one.)
-    summaries = hparams({**run_hparams(cfg), "status": metrics["status"]}, dict.fromkeys(REPORTED_METRICS))
+    # The session's start and end only, not the experiment (the columns) that torch writes with them: TensorBoard
+    # takes the first experiment it finds for all runs, so a sweep writes its own (sweep_hparams); without one,
+    # TensorBoard derives the columns from the sessions, those that vary first. (Lightning's log_hyperparams
+    # writes no session at all without a metric.)
+    _, session_start, session_end = hparams({**run_hparams(cfg), "status": metrics["status"]}, {})
     writer = FileWriter(str(folder), filename_suffix=HPARAMS_SUFFIX)
-    for summary in summaries:
+    for summary in (session_start, session_end):
         writer.add_summary(summary, step)
     writer.close()
     for path in earlier:
         path.unlink()
+
+
+def sweep_hparams(sweep_dir: Path) -> None:
+    """Writes the HParams experiment of a sweep at its root: the columns of TensorBoard's HParams table, the choices
+    that vary across its runs first (the table shows only the first few), then the rest, and the reported metrics."""
+    from tensorboard.plugins.hparams import summary_v2 as hp
+
+    runs = sorted(sweep_dir.rglob("hparams.yaml"))
+    if not runs:  # logger=none: no TensorBoard
+        return
+    values: dict[str, list[Any]] = {}
+    for path in runs:
+        for name, value in {**run_hparams(OmegaConf.load(path)), "status": read_metrics(path.parent)["status"]}.items():
+            values.setdefault(name, []).append(value)
+    varying = [name for name, seen in values.items() if len(set(seen)) > 1]
+    order = [*varying, *(name for name in values if name not in varying)]
+    summary = hp.hparams_config_pb([hp.HParam(name) for name in order], [hp.Metric(name) for name in REPORTED_METRICS])
+    content = HParamsPluginData.FromString(summary.value[0].metadata.plugin_data.content)
+    for info in content.experiment.hparam_infos:
+        info.differs = info.name in varying
+    summary.value[0].metadata.plugin_data.content = content.SerializeToString()
+    for earlier in sweep_dir.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"):
+        earlier.unlink()  # a rebuilt sweep's experiment replaces the old one
+    writer = FileWriter(str(sweep_dir), filename_suffix=HPARAMS_SUFFIX)
+    writer.add_summary(summary)
+    writer.close()

@@ -3,6 +3,7 @@
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 import torch.nn.functional as F
@@ -75,13 +76,18 @@ def frame(pixels: Tensor) -> Tensor:
     return field
 
 
+def network_input(field: Tensor) -> Tensor:
+    """A framed (28, 28) digit as the network's input: (1, 28, 28), normalized as in training."""
+    return ((field - MEAN) / STD).unsqueeze(0)
+
+
 def preprocess(image: Image.Image) -> Tensor:
-    """A digit image of any size and colour as the network's input: (1, 28, 28) float32, normalized as in training."""
-    return ((frame(grayscale(image)) - MEAN) / STD).unsqueeze(0)
+    """A digit image of any size and colour as the network's input."""
+    return network_input(frame(grayscale(image)))
 
 
-def read_image(path: Path) -> Image.Image:
-    """The decoded image of a file; InputError when it is not an image, or a damaged one."""
+def read_image(path: Path | BinaryIO) -> Image.Image:
+    """The decoded image of a file (or of bytes in memory); InputError when it is not an image, or a damaged one."""
     try:
         image = Image.open(path)
         image.load()  # decode now, so that a damaged file is reported as such
@@ -118,6 +124,15 @@ class Prediction:
         return f"{self.file}: " + "  ".join(f"{digit} ({probability:.1%})" for digit, probability in shown)
 
 
+def classify(module: torch.nn.Module, images: list[Tensor], top_k: int) -> list[tuple[list[int], list[float]]]:
+    """The top_k digits and their probabilities for each preprocessed image: the one forward pass of predict and
+    of the digit pad (src/draw.py)."""
+    with torch.inference_mode():
+        probabilities = module(torch.stack(images)).softmax(dim=1)
+    top = probabilities.topk(top_k, dim=1)
+    return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
+
+
 def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
     """Classify cfg.input, print one line per file, write predictions.json; return (predictions, {file: error})."""
     top_k = cfg.top_k
@@ -136,13 +151,9 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
             print(f"error: {path}: {e}", file=sys.stderr, flush=True)
 
     predictions = []
-    if images:
-        with torch.inference_mode():
-            probabilities = module(torch.stack(images)).softmax(dim=1)
-        top = probabilities.topk(top_k, dim=1)
-        for file, digits, probs in zip(readable, top.indices.tolist(), top.values.tolist(), strict=True):
-            predictions.append(Prediction(file, digits, probs))
-            print(predictions[-1], flush=True)
+    for file, (digits, probs) in zip(readable, classify(module, images, top_k) if images else [], strict=True):
+        predictions.append(Prediction(file, digits, probs))
+        print(predictions[-1], flush=True)
 
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

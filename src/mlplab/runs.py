@@ -22,6 +22,12 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """A run's metrics.json; a run that never wrote one is `incomplete`."""
+    metrics_file = folder / "metrics.json"
+    return json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "incomplete"}
+
+
 def record_failure(folder: Path, message: str) -> None:
     """A job or trial that failed before it could write its own metrics.json: its status and the error's line."""
     folder.mkdir(parents=True, exist_ok=True)

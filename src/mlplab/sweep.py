@@ -14,7 +14,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
-from mlplab.runs import REPORTED_METRICS
+from mlplab.dashboards import sweep_hparams
+from mlplab.runs import REPORTED_METRICS, read_metrics
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
 NOT_SWEPT = {"seed", "sweep", "sweep.seeds"}
@@ -34,12 +35,6 @@ def _seed(folder: Path, overrides: dict[str, str]) -> int:
         return int(overrides["seed"])
     config = folder / ".hydra" / "config.yaml"
     return int(OmegaConf.load(config).get("seed", 0)) if config.exists() else 0
-
-
-def read_metrics(folder: Path) -> dict[str, Any]:
-    """A job's metrics.json; a job that never wrote one is `incomplete`."""
-    metrics_file = folder / "metrics.json"
-    return json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "incomplete"}
 
 
 def load_jobs(sweep_dir: Path) -> list[Job]:
@@ -234,8 +229,10 @@ def report(sweep_dir: Path) -> bool:
 
 
 class SummarizeSweep(Callback):
-    """Hydra callback: when a multirun ends, write and print its results; exit 1 if any job did not end ok."""
+    """Hydra callback: when a multirun ends, write its HParams columns, write and print its results; exit 1 if any
+    job did not end ok."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_hparams(Path(config.hydra.sweep.dir))
         if not report(Path(config.hydra.sweep.dir)):
             sys.exit(1)

@@ -1,8 +1,8 @@
-"""Hydra sweeper `tune_then_train`: each configuration of the sweep gets its own best value of one key, chosen on
-validation with a short budget, and then trains with that value on every seed with the full budget.
+"""mlplab's Hydra sweepers (conf/hydra/sweeper/): `mlplab`, Hydra's basic sweeper with job folders named by what
+varies, and `tune_then_train`, which gives each configuration of a sweep its own best value of one key, chosen on
+validation with a short budget, then trains with it on every seed with the full budget.
 
-It lives in the hydra_plugins namespace because Hydra instantiates sweepers only from there
-(conf/hydra/sweeper/tune_then_train.yaml). The test set plays no part in the choice.
+They live in the hydra_plugins namespace because Hydra instantiates sweepers only from there.
 """
 
 import math
@@ -17,7 +17,34 @@ from omegaconf import OmegaConf
 CHOSEN_BY = "val/acc_best"
 
 
-class TuneThenTrain(BasicSweeper):
+class NamedSweeper(BasicSweeper):
+    """Hydra's basic sweeper; a job's folder (and TensorBoard run) is named by the overrides that vary in the sweep,
+    `3_optimizer=adam,seed=0`, not by every override in alphabetical order."""
+
+    def get_job_batch(self) -> list[list[str]]:
+        return named(super().get_job_batch(), [job for batch in self.overrides for job in batch], self.config)
+
+
+def named(batch: list[list[str]], sweep: list[list[str]], config: Any) -> list[list[str]]:
+    """The batch's jobs, each told to leave the overrides that all jobs of the sweep share out of its folder name."""
+    values: dict[str, set[str]] = {}
+    for job in sweep:
+        for override in job:
+            key, _, value = override.partition("=")
+            values.setdefault(key.lstrip("+~"), set()).add(value)
+    shared = [key for key, seen in values.items() if len(seen) == 1 and all(key in _keys(job) for job in sweep)]
+    if len(shared) == len(values):  # nothing varies: the names keep every override
+        return batch
+    excluded = [*config.hydra.job.config.override_dirname.exclude_keys, *shared]
+    listed = ",".join(f"'{key}'" for key in excluded)
+    return [[*job, f"hydra.job.config.override_dirname.exclude_keys=[{listed}]"] for job in batch]
+
+
+def _keys(job: list[str]) -> set[str]:
+    return {override.split("=", 1)[0].lstrip("+~") for override in job}
+
+
+class TuneThenTrain(NamedSweeper):
     """Phase 1 (folder tune/): every configuration × every value of `grid` for the key `tuned`, once, on seed
     `tune_seed`, with the overrides in `budget`. Phase 2: every configuration with its best value on seeds
     0..seeds-1. A grid point that diverges or fails is recorded and skipped; a configuration with no finished grid
@@ -87,6 +114,7 @@ class TuneThenTrain(BasicSweeper):
         return returns
 
     def _launch(self, batch: list[list[str]]) -> list[JobReturn]:
+        batch = named(batch, batch, self.config)
         self.validate_batch_is_legal(batch)
         results = list(self.launcher.launch(batch, initial_job_idx=0))
         for result in results:
@@ -104,7 +132,7 @@ def _merged(*lists: list[str]) -> list[str]:
 
 def _best(points: list[JobReturn], grid: list[Any]) -> tuple[Any, float] | None:
     """The grid value whose run reached the highest validation accuracy, and that accuracy; None if none ended ok."""
-    from mlplab.sweep import read_metrics
+    from mlplab.runs import read_metrics
 
     finished = []
     for value, point in zip(grid, points, strict=True):

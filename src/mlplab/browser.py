@@ -1,0 +1,163 @@
+"""What a user sees in a browser: Debian's headless Chromium driven by Selenium, and a local TensorBoard server.
+
+Used by the browser tests and by scripts/screenshots.py (README's images). Nothing is downloaded: Chromium and
+its driver come from apt (`apt-get install chromium chromium-driver`), Selenium from pip (the `test` extra).
+"""
+
+import gzip
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlplab.runs import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+# Every text of the page, also inside the shadow roots of TensorBoard's Polymer dashboards (HParams).
+PAGE_TEXT = """
+const texts = [];
+const walk = node => {
+  if (node.shadowRoot) walk(node.shadowRoot);
+  for (const child of node.childNodes) {
+    if (child.nodeType === Node.TEXT_NODE) { if (child.textContent.trim()) texts.push(child.textContent.trim()); }
+    else walk(child);
+  }
+};
+walk(document.body);
+return texts.join("\\n");
+"""
+
+
+def missing() -> str | None:
+    """Why no browser can be driven here, or None."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.exists():
+            return f"{path} is missing (apt-get install {package})"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    return None
+
+
+@contextmanager
+def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A headless Chromium window of the given size, as a Selenium WebDriver."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_text(driver: Any) -> str:
+    return driver.execute_script(PAGE_TEXT)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "the page") -> Any:
+    """condition()'s first truthy value, polled until timeout seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not there after {timeout} s")
+        time.sleep(0.2)
+
+
+@contextmanager
+def tensorboard(logdir: Path, scratch: Path) -> Iterator[str]:
+    """`tensorboard --logdir logdir` on 127.0.0.1 at a free port; yields its address. `scratch` takes the
+    .tensorboard-info/ folder that it writes into $TMPDIR."""
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", "0", "--load_fast=false"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    try:
+        for line in server.stderr:
+            if match := re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+/)", line):
+                break
+        else:
+            raise RuntimeError(f"tensorboard --logdir {logdir} did not start")
+        threading.Thread(target=server.stderr.read, daemon=True).start()  # a full pipe would stall the server
+        yield match.group(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# --- the digit pad (src/draw.py) ---
+
+
+def mnist_test_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` digits of the real MNIST test set, read with NumPy: (images (n, 28, 28), labels)."""
+    raw = REPO / "data" / "MNIST" / "raw"
+    images = np.frombuffer(gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8, offset=16)
+    labels = np.frombuffer(gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8, offset=8)
+    return images.reshape(-1, 28, 28)[:count], labels[:count]
+
+
+def strokes(image: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """A digit's ink as pen strokes: each row's runs of inked pixels, from the first pixel's centre to the last's,
+    in units of the 28 x 28 field."""
+    lines = []
+    for row, pixels in enumerate(image >= 128):
+        columns = np.flatnonzero(pixels)
+        for run in np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if len(columns) else []:
+            lines.append(((run[0] + 0.5, row + 0.5), (run[-1] + 0.5, row + 0.5)))
+    return lines
+
+
+def draw(driver, image: np.ndarray, pointer: str = "mouse") -> None:
+    """Replays a digit's strokes on the pad's canvas as pointer moves of a mouse, a pen or a finger."""
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+    from selenium.webdriver.common.by import By
+
+    canvas = driver.find_element(By.ID, "pad")
+    size = canvas.size["width"]  # the canvas is square; offsets count from its centre
+    kind = {"mouse": interaction.POINTER_MOUSE, "pen": interaction.POINTER_PEN, "touch": interaction.POINTER_TOUCH}
+    actions = ActionBuilder(driver, mouse=PointerInput(kind[pointer], pointer))
+    for start, end in strokes(image):
+        (x0, y0), (x1, y1) = (
+            (round(x * size / 28 - size / 2), round(y * size / 28 - size / 2)) for x, y in (start, end)
+        )
+        actions.pointer_action.move_to(canvas, x0, y0).pointer_down().move_to(canvas, x1, y1).pointer_up()
+    actions.perform()
+
+
+def shown(driver) -> dict:
+    """What the page shows once it has read the last stroke: the digits, their percentages, the seen image."""
+    wait_for(lambda: driver.execute_script("return document.body.dataset.reading") == "no", what="a reading")
+    return driver.execute_script(
+        """
+        const items = [...document.querySelectorAll('#top li')];
+        const seen = document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data;
+        return {digits: items.map(li => Number(li.dataset.digit)), texts: items.map(li => li.textContent),
+                seen: Array.from({length: 784}, (_, i) => seen[4 * i] / 255),
+                drawing: document.getElementById('pad').toDataURL('image/png'),
+                message: document.getElementById('message').textContent};
+        """
+    )
