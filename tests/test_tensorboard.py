@@ -9,6 +9,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from test_sweep import multirun
 
 from mlplab import browser
+from mlplab.runs import read_metrics
 
 from conftest import SYNTHETIC, data_overrides
 
@@ -28,12 +29,52 @@ def sweep(synthetic_mnist, tmp_path_factory) -> Path:
 
 def test_runs_are_named_by_what_varies_and_the_hparams_columns_list_it_first(sweep):
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == RUNS
-    events = EventAccumulator(str(sweep), size_guidance={"tensors": 0})
+    assert not list(sweep.glob("events.*"))  # no empty run named `.`: the columns go with the first run
+    events = EventAccumulator(str(sweep / RUNS[0]), size_guidance={"tensors": 0})
     events.Reload()
-    [content] = events.PluginTagToContent("hparams").values()
+    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
     experiment = HParamsPluginData.FromString(content).experiment
     columns = [(info.name, info.differs) for info in experiment.hparam_infos]
     # SGD and Adam: the class, the learning rate and momentum (Adam's beta1) differ; nothing else does.
     assert columns[:3] == [("optimizer", True), ("lr", True), ("momentum", True)]
     assert not any(differs for _, differs in columns[3:]) and ("weight_decay", False) in columns
     assert [info.name.tag for info in experiment.metric_infos] == ["val/acc_best", "test/acc", "test/loss"]
+
+
+def shown_number(value: float) -> str:
+    """A number as TensorBoard's HParams table shows it: 5 significant digits (JavaScript's toPrecision(5))."""
+    return f"{value:#.5g}"
+
+
+@needs_browser
+def test_tensorboard_shows_what_the_sweep_asks_at_a_glance(sweep, tmp_path):
+    screenshots = tmp_path / "screenshots"
+    screenshots.mkdir()
+    with browser.tensorboard(sweep, tmp_path) as base, browser.chromium(width=1800) as driver:
+        # Scalars: both runs by what varies, val/acc drawn for each, one learning-rate chart, no clutter.
+        text = browser.open_page(driver, base + "#scalars&tagFilter=val%2Facc", ["val/acc", *RUNS])
+        runs = text[text.index("\nRuns\n") :].split("Toggle All Runs")[0].split("\n")
+        assert [line for line in runs if line in RUNS or line == "."] == RUNS  # no empty `.` run
+        charts = browser.wait_for(lambda: (c := browser.scalar_charts(driver)).get("val/acc", 0) >= 4 and c)
+        assert charts["val/acc"] >= 2 * len(RUNS)  # a raw and a smoothed line per run
+        assert "train/lr" in charts and not [tag for tag in charts if tag == "epoch" or tag.startswith("lr-")]
+        driver.save_screenshot(str(screenshots / "scalars.png"))
+
+        # HParams: one row per run, what varies in the first columns, the runs' real final metrics.
+        text = browser.open_page(driver, base + "#hparams", ["Trial ID", *RUNS])
+        rows = browser.hparams_table(text)
+        assert [row["Trial ID"] for row in rows] == RUNS
+        assert list(rows[0])[1:4] == ["lr", "momentum", "optimizer"]  # TensorBoard sorts what varies by name
+        for row in rows:
+            metrics = read_metrics(sweep / row["Trial ID"])
+            assert row["optimizer"] == {"0_optimizer=sgd": "SGD", "1_optimizer=adam": "Adam"}[row["Trial ID"]]
+            assert row["val/acc_best"] == shown_number(metrics["val/acc_best"])
+            assert row["test/acc"] == shown_number(metrics["test/acc"])
+        driver.save_screenshot(str(screenshots / "hparams.png"))
+
+        # Images: each run's test confusion matrix, loaded.
+        browser.open_page(driver, base + "#images&tagFilter=confusion", ["test/confusion_matrix", *RUNS])
+        loaded = browser.wait_for(lambda: driver.execute_script(browser.LOADED_IMAGES) >= 2 * len(RUNS) and True)
+        assert loaded
+        driver.save_screenshot(str(screenshots / "images.png"))
+    print(f"screenshots: {screenshots}")

@@ -23,10 +23,23 @@ from mlplab.runs import REPO
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
-# Every text of the page, also inside the shadow roots of TensorBoard's Polymer dashboards (HParams).
+# Scripts run in the page. TensorBoard's Polymer dashboards (Scalars, Images, HParams) keep their content in
+# shadow roots, which document.querySelectorAll does not enter: `elements` does.
+ELEMENTS = """
+const elements = root => {
+  const found = [], walk = node => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.children || []) { found.push(child); walk(child); }
+  };
+  walk(root);
+  return found;
+};
+"""
+# Every text of the page, in document order.
 PAGE_TEXT = """
-const texts = [];
+const texts = [], hidden = new Set(["STYLE", "SCRIPT", "NOSCRIPT", "TEMPLATE"]);
 const walk = node => {
+  if (hidden.has(node.nodeName)) return;
   if (node.shadowRoot) walk(node.shadowRoot);
   for (const child of node.childNodes) {
     if (child.nodeType === Node.TEXT_NODE) { if (child.textContent.trim()) texts.push(child.textContent.trim()); }
@@ -36,6 +49,21 @@ const walk = node => {
 walk(document.body);
 return texts.join("\\n");
 """
+# Each chart of the Scalars page: its tag, and how many of its lines have points (a raw and a smoothed per run).
+SCALAR_CHARTS = (
+    ELEMENTS
+    + """
+return elements(document.body).filter(e => e.tagName === "TF-SCALAR-CARD").map(card => [card.tag,
+  elements(card).filter(e => e.tagName === "path" && e.classList.contains("line") && e.getAttribute("d")).length]);
+"""
+)
+# How many images of the page have loaded.
+LOADED_IMAGES = (
+    ELEMENTS
+    + """
+return elements(document.body).filter(e => e.tagName === "IMG" && e.complete && e.naturalWidth > 0).length;
+"""
+)
 
 
 def missing() -> str | None:
@@ -81,6 +109,32 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "the
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not there after {timeout} s")
         time.sleep(0.2)
+
+
+def open_page(driver: Any, url: str, expected: list[str], timeout: float = 60) -> str:
+    """Opens url and returns the page's text once every expected text is in it."""
+    driver.get(url)
+
+    def shows() -> str | None:
+        text = page_text(driver)
+        return text if all(e in text for e in expected) else None
+
+    return wait_for(shows, timeout, what=f"{url} showing {expected}")
+
+
+def scalar_charts(driver: Any) -> dict[str, int]:
+    """The Scalars page's charts: tag -> the number of its lines that have points (a raw and a smoothed per run)."""
+    return dict(driver.execute_script(SCALAR_CHARTS))
+
+
+def hparams_table(text: str) -> list[dict[str, str]]:
+    """The rows of the HParams table view as shown, from the page's text: column -> cell, with the Trial ID (a
+    sweep's job folder, `<n>_...`)."""
+    lines = text[text.index("\nTrial ID\n") + 1 : text.index("\nColor by\n")].splitlines()
+    first = next(i for i, line in enumerate(lines) if re.match(r"\d+_", line))  # the first row's Trial ID
+    columns = ["Trial ID", *lines[2:first]]  # lines[1] is "Show Metrics", a checkbox without text in the rows
+    cells = lines[first:]
+    return [dict(zip(columns, cells[i : i + len(columns)], strict=True)) for i in range(0, len(cells), len(columns))]
 
 
 @contextmanager

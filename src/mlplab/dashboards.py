@@ -23,6 +23,7 @@ from mlplab.data import MEAN, STD
 from mlplab.runs import REPORTED_METRICS, read_metrics
 
 HPARAMS_SUFFIX = ".hparams"  # the end of the name of the event file that holds a run's HParams session
+EXPERIMENT_SUFFIX = ".sweep"  # the event file that holds a sweep's HParams columns
 
 
 def tensorboard(trainer: Trainer) -> TensorBoardLogger | None:
@@ -236,8 +237,11 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
 
 
 def sweep_hparams(sweep_dir: Path) -> None:
-    """Writes the HParams experiment of a sweep at its root: the columns of TensorBoard's HParams table, the choices
-    that vary across its runs first (the table shows only the first few), then the rest, and the reported metrics."""
+    """Writes the HParams experiment of a sweep: the columns of TensorBoard's HParams table, the choices that vary
+    across its runs first (the table shows only the first few), then the rest, and the reported metrics.
+
+    TensorBoard takes the first experiment it finds for all runs; it goes into the first job's folder (an event
+    file at the sweep's root would add an empty run named `.`)."""
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     runs = sorted(sweep_dir.rglob("hparams.yaml"))
@@ -254,8 +258,8 @@ def sweep_hparams(sweep_dir: Path) -> None:
     for info in content.experiment.hparam_infos:
         info.differs = info.name in varying
     summary.value[0].metadata.plugin_data.content = content.SerializeToString()
-    for earlier in sweep_dir.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"):
+    for earlier in sweep_dir.rglob(f"events.out.tfevents.*{EXPERIMENT_SUFFIX}"):
         earlier.unlink()  # a rebuilt sweep's experiment replaces the old one
-    writer = FileWriter(str(sweep_dir), filename_suffix=HPARAMS_SUFFIX)
+    writer = FileWriter(str(runs[0].parent), filename_suffix=EXPERIMENT_SUFFIX)
     writer.add_summary(summary)
     writer.close()
