@@ -10,7 +10,6 @@ import sys
 import urllib.error
 import urllib.request
 from base64 import b64decode
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,28 +34,13 @@ def run_draw(*overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(draw_command(*overrides), capture_output=True, text=True, env=ENV)
 
 
-def start_pad(checkpoint: str | Path) -> tuple[subprocess.Popen, str]:
-    """`python src/draw.py ckpt_path=... port=0`: the process and the address it prints."""
-    pad = subprocess.Popen(
-        draw_command(f"ckpt_path={checkpoint}", "port=0"), stdout=subprocess.PIPE, text=True, env=ENV
-    )
-    line = pad.stdout.readline()
-    match = re.match(r"digit pad: (http://127\.0\.0\.1:\d+)/", line)
-    if not match:
-        pad.kill()
-        pytest.fail(f"the pad did not start: {line!r}")
-    return pad, match.group(1)
-
-
 @pytest.fixture(scope="module")
 def synthetic_pad(synthetic_mnist, tmp_path_factory):
     """The pad serving a 1-epoch model of the synthetic digits: its address and the checkpoint."""
     run_dir = tmp_path_factory.mktemp("pad_model")
     metrics, _ = train(compose_train([*SYNTHETIC, "trainer.max_epochs=1", "logger=none"], run_dir, synthetic_mnist))
-    pad, address = start_pad(metrics["best_checkpoint"])
-    yield address, metrics["best_checkpoint"]
-    pad.terminate()
-    pad.wait(timeout=30)
+    with browser.digit_pad(metrics["best_checkpoint"]) as address:
+        yield address, metrics["best_checkpoint"]
 
 
 def post(address: str, body: bytes, origin: str | None = "same", **headers: str) -> tuple[int, dict]:
@@ -151,10 +135,8 @@ def real_pad(tmp_path_factory):
     """The pad serving the lesson's network after 1 epoch on real MNIST: its address."""
     run_dir = tmp_path_factory.mktemp("real_model")
     metrics, _ = train(compose_train(["trainer.max_epochs=1", "logger=none"], run_dir))
-    pad, address = start_pad(metrics["best_checkpoint"])
-    yield address, metrics["best_checkpoint"]
-    pad.terminate()
-    pad.wait(timeout=30)
+    with browser.digit_pad(metrics["best_checkpoint"]) as address:
+        yield address, metrics["best_checkpoint"]
 
 
 @needs_browser

@@ -97,6 +97,11 @@ BAD_INPUT = [
     (["hydra.run.dir={text}/run"], r"hydra.run.dir=.*notes.txt/run: cannot create the run folder \(Not a directory\)"),
     (["trainer.foo=1"], r"Could not override 'trainer.foo'. To append to your config use \+trainer.foo=1"),
     (["model.hidden_dims=["], r"model.hidden_dims=\[: cannot parse this override"),
+    (  # a sweep job's checkpoint: its folder's name holds = and ,
+        ["ckpt_path=outputs/3_optimizer=adam,seed=0/checkpoints/last.ckpt"],
+        r"cannot parse this override .*; a value with = or , in it goes in quotes: "
+        r"\"ckpt_path='outputs/3_optimizer=adam,seed=0/checkpoints/last.ckpt'\"$",
+    ),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append((["trainer=gpu"], r"trainer.accelerator=gpu: no CUDA GPU is available here; use trainer=cpu"))

@@ -164,6 +164,23 @@ def tensorboard(logdir: Path, scratch: Path) -> Iterator[str]:
 # --- the digit pad (src/draw.py) ---
 
 
+@contextmanager
+def digit_pad(checkpoint: str | Path) -> Iterator[str]:
+    """`python src/draw.py ckpt_path=CHECKPOINT port=0` running; yields the address it prints."""
+    # Quoted: a sweep job's folder has = and , in its name, which Hydra would read as syntax.
+    command = [sys.executable, str(REPO / "src" / "draw.py"), f"ckpt_path='{checkpoint}'", "port=0"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    pad = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = pad.stdout.readline()
+        if not (match := re.match(r"digit pad: (http://127\.0\.0\.1:\d+)/", line)):
+            raise RuntimeError(f"the digit pad did not start: {line}{pad.stderr.read() if not line else ''}")
+        yield match.group(1)
+    finally:
+        pad.terminate()
+        pad.wait(timeout=30)
+
+
 def mnist_test_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `count` digits of the real MNIST test set, read with NumPy: (images (n, 28, 28), labels)."""
     raw = REPO / "data" / "MNIST" / "raw"

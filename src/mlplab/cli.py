@@ -54,7 +54,11 @@ def user_error(error: BaseException) -> str | None:
         if isinstance(cause, InputError):
             return str(cause)
     if isinstance(error, OverrideParseException):
-        return f"{error.override}: cannot parse this override ({one_line(error.message.split(chr(10))[0])})"
+        message = f"{error.override}: cannot parse this override ({one_line(error.message.split(chr(10))[0])})"
+        key, _, value = str(error.override).partition("=")
+        if "=" in value or "," in value:  # e.g. the path of a sweep job's checkpoint: 2_optimizer=adam,seed=0/...
+            message += f"; a value with = or , in it goes in quotes: \"{key}='{value}'\""
+        return message
     if isinstance(error, HydraException | OmegaConfBaseException):
         message = str(error).split("\nConfig search path:")[0]
         return _unknown_option(message) or one_line(f"{message} {error.__cause__ or ''}")
