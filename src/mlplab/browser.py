@@ -210,7 +210,8 @@ def draw(driver, image: np.ndarray, pointer: str = "mouse") -> None:
     canvas = driver.find_element(By.ID, "pad")
     size = canvas.size["width"]  # the canvas is square; offsets count from its centre
     kind = {"mouse": interaction.POINTER_MOUSE, "pen": interaction.POINTER_PEN, "touch": interaction.POINTER_TOUCH}
-    actions = ActionBuilder(driver, mouse=PointerInput(kind[pointer], pointer))
+    # Moves without a duration: each is one pointermove to its end (Selenium's default glides for 250 ms).
+    actions = ActionBuilder(driver, mouse=PointerInput(kind[pointer], pointer), duration=0)
     for start, end in strokes(image):
         (x0, y0), (x1, y1) = (
             (round(x * size / 28 - size / 2), round(y * size / 28 - size / 2)) for x, y in (start, end)
