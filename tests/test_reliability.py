@@ -97,6 +97,42 @@ BAD_INPUT = [
     (["hydra.run.dir={text}/run"], r"hydra.run.dir=.*notes.txt/run: cannot create the run folder \(Not a directory\)"),
     (["trainer.foo=1"], r"Could not override 'trainer.foo'. To append to your config use \+trainer.foo=1"),
     (["model.hidden_dims=["], r"model.hidden_dims=\[: cannot parse this override"),
+    # Values that only the libraries check, found before training and named by their key (mlplab.preflight).
+    (
+        ["optimizer.momentum=-1"],
+        r"^error: optimizer.momentum=-1: refused by torch.optim.SGD \(Invalid momentum value: -1",
+    ),
+    (
+        ["optimizer=adam", "optimizer.betas=[0.9,1.5]"],
+        r"^error: optimizer.betas=\[0.9, 1.5\]: refused by torch.optim.Adam \(Invalid beta parameter at index 1: 1.5\)",
+    ),
+    (["optimizer=rmsprop", "optimizer.alpha=-0.5"], r"^error: optimizer.alpha=-0.5: refused by torch.optim.RMSprop"),
+    (["optimizer=sgd", "++optimizer.nesterov=true"], r"^error: optimizer.nesterov=True: refused by torch.optim.SGD "),
+    (
+        ["++optimizer.foo=1"],
+        r"^error: optimizer.foo=1: refused by torch.optim.SGD \(.*unexpected keyword argument 'foo'",
+    ),
+    (
+        ["scheduler=step", "scheduler.scheduler.step_size=0"],
+        r"^error: scheduler.scheduler.step_size=0: refused by torch.optim.lr_scheduler.StepLR \(ZeroDivisionError",
+    ),
+    (
+        ["trainer.precision=bad"],
+        r"^error: trainer.precision=bad: refused by lightning.pytorch.Trainer \(Precision 'bad' is",
+    ),
+    (
+        ["trainer.devices=0"],
+        r"^error: trainer.devices=0: refused by lightning.pytorch.Trainer \(`Trainer\(devices=0\)`",
+    ),
+    (["regularization=[l1,l1]"], r"^error: regularization=\[l1,l1\]: l1 listed more than once; list each member once$"),
+    (["regularization=[l2,dropout,l2]"], r"^error: regularization=\[l2,dropout,l2\]: l2 listed more than once"),
+    # Too large for this machine: refused with its size before anything is allocated.
+    (
+        ["model.hidden_dims=[100000000]"],
+        r"^error: model.hidden_dims=\[100000000\]: this network needs about [\d.]+ [GT]iB \([\d,]+ weights .*"
+        r"but [\d.]+ [GMT]iB of memory available here; use smaller layers or batches$",
+    ),
+    (["data.batch_size=400000000"], r"^error: data.batch_size=400000000: this network needs about [\d.]+ TiB"),
     (  # a sweep job's checkpoint: its folder's name holds = and ,
         ["ckpt_path=outputs/3_optimizer=adam,seed=0/checkpoints/last.ckpt"],
         r"cannot parse this override .*; a value with = or , in it goes in quotes: "

@@ -1,6 +1,5 @@
 """Checkpoint files: written atomically, read only through torch's weights_only loading."""
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +7,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mlplab.errors import InputError, one_line
+from mlplab.runs import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -15,14 +15,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         # Lightning's own save goes through a temporary file under $TMPDIR, atomic only on the same filesystem.
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
 
 
 def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:

@@ -4,10 +4,13 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.checkpoints import load_checkpoint
 from mlplab.errors import InputError
+from mlplab.preflight import preflight
 
 
 def number(value: Any) -> bool:
@@ -63,7 +66,9 @@ def check_rules(cfg: DictConfig, rules: list[tuple[str, Callable[[Any], bool], s
 def check_config(cfg: DictConfig) -> None:
     """Raise InputError for the first bad value of the train config."""
     check_rules(cfg, RULES)
+    check_group_lists()
     check_accelerator(cfg.trainer)
+    preflight(cfg)
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path)  # a missing file, or one that is not a checkpoint: an error before training
     across_epochs = cfg.trainer.get("check_val_every_n_epoch", 1) is None
@@ -73,6 +78,23 @@ def check_config(cfg: DictConfig) -> None:
             "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "
             f"epochs needs steps_per_execution=1 (it is {cfg.steps_per_execution})"
         )
+
+
+LIST_GROUPS = ("regularization",)  # config groups whose option is a list of members
+
+
+def check_group_lists() -> None:
+    """A member listed twice in a list group (regularization=[l1,l1]) would be applied once, silently."""
+    if not HydraConfig.initialized():
+        return
+    for override in OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task)):
+        members = override.value() if override.key_or_group in LIST_GROUPS else None
+        if isinstance(members, list):
+            twice = sorted({str(m) for m in members if members.count(m) > 1})
+            if twice:
+                raise InputError(
+                    f"{override.input_line}: {', '.join(twice)} listed more than once; list each member once"
+                )
 
 
 def check_accelerator(trainer: DictConfig) -> None:

@@ -1,17 +1,24 @@
 """A run's folder and the JSON records it holds: one writer, one record of a failed run, one list of the metrics
 that a run is judged by."""
 
+import errno
+import fcntl
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
+
+from mlplab.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]  # the repository this package is installed from (pip install -e .)
 # What a run is judged by, in sweep tables and TensorBoard's HParams tab: val/acc_best picks, test/* reports.
@@ -19,7 +26,29 @@ REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss")
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    """Writes beside the target, then renames: a full disk or a kill leaves the old file or none, never half."""
+    atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """write(f) into a temporary file beside path, then rename it to path. On any error the temporary file is
+    removed and the error raised as an OSError naming path (a full disk: "No space left on device")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        # torch.save reports a failed write as a RuntimeError ("unexpected pos ..."), without its cause.
+        if isinstance(error, RuntimeError) and shutil.disk_usage(path.parent).free < 2**20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+        raise
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
@@ -30,8 +59,32 @@ def read_metrics(folder: Path) -> dict[str, Any]:
 
 def record_failure(folder: Path, message: str) -> None:
     """A job or trial that failed before it could write its own metrics.json: its status and the error's line."""
+    try:
+        write_json(folder / "metrics.json", {"status": "failed", "error": message})
+    except OSError as error:  # a full or read-only disk: the error line on stderr is all that is left
+        print(f"error: cannot record the failure in {error.filename}: {error.strerror}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def claimed(folder: Path) -> Iterator[None]:
+    """Holds the run folder for this process (an flock on folder/.lock, released when the process ends, however
+    it ends); InputError when another process holds it."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "metrics.json", {"status": "failed", "error": message})
+    with (folder / ".lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise InputError(
+                f"{folder}: {holder} is training in this run folder; wait for it to end (two runs resuming one "
+                "checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}")
+        lock.flush()
+        yield
 
 
 def run_folder(checkpoint_path: str | Path) -> Path | None:

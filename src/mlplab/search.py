@@ -1,10 +1,14 @@
 """Hyperparameter search with Optuna: trials train in-process, unpromising ones are pruned after a validation
 epoch, the study lives in SQLite (a second call resumes it), and the best trial becomes an experiment config."""
 
+import fcntl
+import os
 import re
 import shutil
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +56,12 @@ def search(cfg: DictConfig) -> None:
         f"searching {', '.join(distributions)}; stored in {settings.storage}",
         flush=True,
     )
-    while len(counted(study)) < settings.n_trials:
-        run_trial(study, distributions, fixed, cfg)
+    while (trial := reserve(study, distributions, settings, study_dir / ".study.lock")) is not None:
+        run_trial(study, trial, fixed, cfg)
+    if others := running_elsewhere(study):  # a process searching the same study: its last trials count too
+        print(f"waiting for {len(others)} trial(s) of other processes to end", flush=True)
+        while running_elsewhere(study):
+            time.sleep(1)
 
     report(study_dir)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -203,10 +211,8 @@ def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution])
                     f"search.space.{key}: differs from the study's earlier trials ({error}); "
                     "keep it, or choose another search.study_name"
                 ) from None
-    # The same seed in every call would draw the earlier calls' first values again.
-    sampler = settings.sampler
-    seed = sampler.seed + len(study.trials) if sampler.get("seed") is not None else None
-    study.sampler = instantiate(sampler, seed=seed)
+    if settings.sampler.get("seed") is None:  # else seeded per trial (reserve)
+        study.sampler = instantiate(settings.sampler)
     return study
 
 
@@ -216,11 +222,45 @@ def counted(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in ended if t.user_attrs.get("status") != "interrupted"]
 
 
-def run_trial(
-    study: optuna.Study, distributions: dict[str, BaseDistribution], fixed: list[str], cfg: DictConfig
-) -> None:
-    """Draw one trial's values, train them into their own folder, and tell the study how it went."""
-    trial = study.ask(distributions)
+def reserve(
+    study: optuna.Study, distributions: dict[str, BaseDistribution], settings: DictConfig, lock_path: Path
+) -> Trial | None:
+    """The study's next trial, or None once it holds search.n_trials. Under a lock on the study's folder, so that
+    processes searching one study at once run exactly search.n_trials between them, none twice."""
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if len(counted(study)) + len(running_elsewhere(study)) >= settings.n_trials:
+            return None
+        # Seeded with the trials already in the study: a resumed search, or a second process, draws new values.
+        if settings.sampler.get("seed") is not None:
+            study.sampler = instantiate(settings.sampler, seed=settings.sampler.seed + len(study.trials))
+        trial = study.ask(distributions)
+        trial.set_user_attr("process", {"host": socket.gethostname(), "pid": os.getpid()})
+        return trial
+
+
+def running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials that another live process is running (one that died mid-trial left a trial that no longer counts)."""
+    running = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("process")
+        if not owner or (owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()):
+            continue
+        if owner["host"] != socket.gethostname():
+            running.append(trial)  # another machine's: assumed alive
+            continue
+        try:
+            os.kill(owner["pid"], 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        running.append(trial)
+    return running
+
+
+def run_trial(study: optuna.Study, trial: Trial, fixed: list[str], cfg: DictConfig) -> None:
+    """Train a trial's values into their own folder, and tell the study how it went."""
     searched = searched_overrides(trial.params, trial.distributions)
     overrides = [*fixed, *searched]
     trial.set_user_attr("overrides", overrides)

@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from mlplab.distributed import use_job_commands
 from mlplab.errors import RunStopped
 from mlplab.execution import ProgressBar, trainer_arguments
 from mlplab.module import Classifier
-from mlplab.runs import run_folder, run_record, write_json
+from mlplab.runs import claimed, run_folder, run_record, write_json
 
 
 def _plain(node: Any) -> Any:
@@ -81,37 +82,38 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg, callbacks)
-    if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        write_json(output_dir / "run.json", run_record())
-    for logger in trainer.loggers:  # hparams.yaml: the full resolved config (the HParams tab: log_hparams below)
-        logger.log_hyperparams(_plain(cfg))
+    # Rank 0 holds the run folder: a second process resuming the same checkpoint is refused, not interleaved.
+    with claimed(output_dir) if trainer.is_global_zero else nullcontext():
+        if trainer.is_global_zero:
+            write_json(output_dir / "run.json", run_record())
+        for logger in trainer.loggers:  # hparams.yaml: the full resolved config (the HParams tab: log_hparams below)
+            logger.log_hyperparams(_plain(cfg))
 
-    start = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    except RunStopped as stop:
-        record = _write_metrics(
-            trainer,
-            output_dir,
-            _metrics(trainer.callback_metrics),
-            _history(trainer),
-            start,
-            status=stop.status,
-            error=str(stop),
+        start = time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        except RunStopped as stop:
+            record = _write_metrics(
+                trainer,
+                output_dir,
+                _metrics(trainer.callback_metrics),
+                _history(trainer),
+                start,
+                status=stop.status,
+                error=str(stop),
+            )
+            log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
+            raise
+        metrics = _metrics(trainer.callback_metrics)
+        history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
+        metrics = _write_metrics(
+            trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best
         )
-        log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
-        raise
-    metrics = _metrics(trainer.callback_metrics)
-    history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-    metrics = _write_metrics(
-        trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best
-    )
-    log_hparams(trainer, cfg, metrics)
-    if trainer.is_global_zero:
-        print(summary(metrics, output_dir), flush=True)
+        log_hparams(trainer, cfg, metrics)
+        if trainer.is_global_zero:
+            print(summary(metrics, output_dir), flush=True)
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer}
 
 

@@ -1,0 +1,151 @@
+"""Values that only the libraries know to be wrong, found before training: the optimizer, the scheduler and the
+trainer are built once on a stand-in, and a refusal is reported by the config key that caused it; the network's
+memory is estimated against what the machine has.
+
+One mechanism for every argument: the key to blame is the one whose reset to the library's default (or, for an
+argument without a default, the one the command line set) makes the object build.
+"""
+
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mlplab.errors import InputError, one_line
+
+BYTES_PER_VALUE = 4  # float32
+# Values kept per weight: the weight, its gradient, and the optimizer's state (momentum, Adam's two moments).
+STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2}
+
+
+def preflight(cfg: DictConfig) -> None:
+    """Raise InputError for a value that a library would refuse once training had started, or for a network that
+    cannot fit in memory."""
+    check_memory(cfg)
+    keys = overridden()
+    optimizer = refused("optimizer", cfg.optimizer, build_optimizer, keys)
+    if cfg.scheduler:
+        refused("scheduler.scheduler", cfg.scheduler.scheduler, partial(run_scheduler, optimizer), keys)
+    refused("trainer", cfg.trainer, partial(build_trainer, cfg.steps_per_execution), keys)
+
+
+def build_trainer(steps_per_execution: int, node: DictConfig) -> None:
+    """The Trainer alone (devices, precision, strategy, ...), without the run's loggers and callbacks."""
+    from mlplab.execution import trainer_arguments
+
+    arguments, _ = trainer_arguments(OmegaConf.to_container(node, resolve=True), steps_per_execution)
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, quiet.level = quiet.level, logging.WARNING  # its "GPU available: ..." lines come with the real one
+    try:
+        instantiate(arguments, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def build_optimizer(node: DictConfig) -> torch.optim.Optimizer:
+    return instantiate(node)([torch.nn.Parameter(torch.zeros(2))])
+
+
+def run_scheduler(optimizer: torch.optim.Optimizer, node: DictConfig, steps: int = 3) -> None:
+    """Builds the scheduler on the stand-in optimizer and steps it, as training would: some values (a step size
+    of 0) fail only when the rate is first computed."""
+    make = instantiate(node)
+    if make.keywords.get("total_steps", 0) is None:  # OneCycleLR: the run's own count, known to the module
+        make = partial(make, total_steps=10 * steps)
+    scheduler = make(optimizer)
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+
+
+def overridden() -> set[str]:
+    """The keys set on this command line (empty outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
+def refused(key: str, node: DictConfig, build: Callable[[DictConfig], Any], overrides: set[str]) -> Any:
+    """build(node), or InputError naming the argument of `key` that the library refused, its value, and why."""
+    try:
+        return build(node)
+    except InputError:
+        raise
+    except Exception as error:  # the libraries' own checks: ValueError, TypeError, ZeroDivisionError, ...
+        target = node.get("_target_", key)
+        if isinstance(error, InstantiationException) and error.__cause__:  # Hydra's wrapper: the library's own
+            error = error.__cause__
+        reason = one_line(f"{type(error).__name__}: {error}" if isinstance(error, ZeroDivisionError) else str(error))
+        culprit = _culprit(node, build, {o.removeprefix(f"{key}.") for o in overrides if o.startswith(f"{key}.")})
+        if culprit is None:
+            raise InputError(f"{key}: {target} refuses these arguments ({reason})") from None
+        value = OmegaConf.to_container(node, resolve=True)[culprit]
+        raise InputError(f"{key}.{culprit}={value}: refused by {target} ({reason})") from None
+
+
+def _culprit(node: DictConfig, build: Callable[[DictConfig], Any], overrides: set[str]) -> str | None:
+    """The argument whose reset to the library's default makes the object build; else the only one overridden."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(get_object(node._target_)).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    arguments = [name for name in node if not str(name).startswith("_")]
+    for name in arguments:
+        if name not in defaults or node[name] == defaults[name]:
+            continue
+        trial = node.copy()
+        trial[name] = defaults[name]
+        try:
+            build(trial)
+        except Exception:
+            continue
+        return str(name)
+    suspects = [name for name in arguments if name in overrides]
+    return suspects[0] if len(suspects) == 1 else None
+
+
+def available_memory() -> tuple[int, str]:
+    """Bytes of memory a run may use, and where: the GPU's free memory, else the machine's available memory."""
+    if torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[0], "GPU memory free"
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024, "memory available"
+    except (OSError, KeyError, ValueError):  # not Linux: the whole memory, as the system reports it
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """A network, or a batch of its activations, too large for this machine: refused before it is allocated."""
+    widths = [cfg.model.get("input_dim", 784), *cfg.model.hidden_dims, cfg.model.get("num_classes", 10)]
+    weights = sum((w_in + 1) * w_out for w_in, w_out in zip(widths, widths[1:], strict=False))
+    optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
+    state = STATE_PER_WEIGHT.get(optimizer, 2) + 1  # the gradient too
+    batch = max(cfg.data.batch_size, cfg.data.eval_batch_size)
+    activations = 3 * batch * sum(widths)  # each layer's output, its gradient, and the activation's copy
+    needed = BYTES_PER_VALUE * ((1 + state) * weights + activations)
+    available, where = available_memory()
+    if needed > available:
+        biggest = "model.hidden_dims" if weights * (1 + state) >= activations else "data.batch_size"
+        raise InputError(
+            f"{biggest}={OmegaConf.select(cfg, biggest)}: this network needs about {_size(needed)} "
+            f"({weights:,} weights with their gradients and {optimizer} state, and a batch of activations), "
+            f"but {_size(available)} of {where} here; use smaller layers or batches"
+        )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count / 2**10:.1f} KiB"

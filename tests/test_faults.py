@@ -1,0 +1,117 @@
+"""Faults during a run: a disk that fills up, two processes on one run folder. One clear line, nothing half-written,
+and what was already saved still loads and resumes."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from lightning.pytorch import Callback
+
+from mlplab.checkpoints import load_checkpoint
+from mlplab.cli import user_error
+from mlplab.training import train
+
+from conftest import REPO, SYNTHETIC, compose_train, data_overrides
+
+ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 4 MB filesystem (tmpfs), to fill up for real."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)]).returncode == 0
+    )
+    if not mounted:
+        pytest.skip("mounting a small tmpfs (a disk to fill up) needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+class FillDisk(Callback):
+    """Fills the run's disk but for a few kB once the first epoch's checkpoints are written."""
+
+    def __init__(self, disk: Path) -> None:
+        self.disk = disk
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == 1:
+            free = os.statvfs(self.disk).f_bavail * os.statvfs(self.disk).f_frsize
+            (self.disk / "filler").write_bytes(b"\0" * max(0, free - 8192))
+
+
+def test_a_disk_that_fills_up_ends_in_one_line_and_the_saved_checkpoints_still_resume(synthetic_mnist, small_disk):
+    run_dir = small_disk / "run"
+    cfg = compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=3"], run_dir, synthetic_mnist)
+    with pytest.raises(OSError) as raised:
+        train(cfg, callbacks=[FillDisk(small_disk)])
+    error = raised.value
+    assert error.errno == errno.ENOSPC and Path(error.filename).parent == run_dir / "checkpoints"
+    assert user_error(error) == f"{error.filename}: No space left on device"  # the line the command prints
+    leftovers = [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []  # no half-written checkpoint, under any name
+    for checkpoint in (run_dir / "checkpoints").iterdir():
+        assert load_checkpoint(checkpoint)["epoch"] == 0  # the first epoch's, complete
+    if (run_dir / "metrics.json").exists():
+        json.loads((run_dir / "metrics.json").read_text())  # complete, or absent
+
+    (small_disk / "filler").unlink()  # space again: the run resumes from what it saved
+    resumed = compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=3"], run_dir, synthetic_mnist)
+    resumed.ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    metrics, _ = train(resumed)
+    assert metrics["status"] == "ok" and metrics["epochs"] == 3
+
+
+def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnist, tmp_path):
+    run_dir = tmp_path / "run"
+    train(compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=1"], run_dir, synthetic_mnist))
+    command = [sys.executable, str(REPO / "src" / "train.py"), *SYNTHETIC, *data_overrides(synthetic_mnist)]
+    command += ["logger=none", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=400"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        lock = run_dir / ".lock"
+        deadline = time.monotonic() + 60
+        while f"process {first.pid}" not in (lock.read_text() if lock.exists() else ""):
+            assert time.monotonic() < deadline and first.poll() is None, "the first resume did not start"
+            time.sleep(0.2)
+        second = subprocess.run(command, capture_output=True, text=True, env=ENV)
+        assert first.poll() is None  # still training, undisturbed
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: {run_dir}: process {first.pid} is training in this run folder; wait for it to end (two runs "
+        "resuming one checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
+    )
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] >= 0  # the first run's, intact
+
+
+def test_two_searches_on_one_study_run_exactly_n_trials_between_them(synthetic_mnist, tmp_path):
+    folder = tmp_path / "study"
+    args = [*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=2", "logger=none", "search.n_trials=5"]
+    args += [f"hydra.run.dir={folder}", f"search.experiment_dir={tmp_path}/experiment", "search.pruner=null"]
+    command = [sys.executable, str(REPO / "src" / "search.py"), *args]
+    searches = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)]
+    time.sleep(1)  # both open the study while the other runs
+    searches.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV))
+    outputs = [search.communicate(timeout=600) for search in searches]
+    assert [search.returncode for search in searches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    trials = optuna.load_study(study_name="mlp", storage=f"sqlite:///{folder}/study.db").trials
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4] and all(t.state.name == "COMPLETE" for t in trials)
+    owners = {t.user_attrs["process"]["pid"] for t in trials}
+    assert owners == {search.pid for search in searches}  # both took part
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == 5  # each drew its own values: no trial run twice
+    assert sorted(p.name.split("_")[0] for p in folder.iterdir() if p.is_dir() and p.name[0].isdigit()) == list("01234")
+    bests = [next(line for line in out.splitlines() if line.startswith("best: trial")) for out, _ in outputs]
+    assert bests[0] == bests[1]  # the same best.yaml either would write
