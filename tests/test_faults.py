@@ -22,19 +22,32 @@ from conftest import REPO, SYNTHETIC, compose_train, data_overrides
 ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
 
 
+def mounted(folder: Path, options: str) -> Path:
+    """A small tmpfs mounted on folder: a real disk to fill up, or a read-only one."""
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
+        pytest.skip("mounting a small tmpfs (a disk that fills up, a read-only one) needs root")
+    return folder
+
+
 @pytest.fixture
 def small_disk(tmp_path) -> Path:
-    """A 4 MB filesystem (tmpfs), to fill up for real."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = (
-        os.geteuid() == 0
-        and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)]).returncode == 0
+    """A 4 MB filesystem, to fill up for real."""
+    yield mounted(tmp_path / "disk", "size=4m")
+    subprocess.run(["umount", "-l", str(tmp_path / "disk")], check=True)
+
+
+def test_a_run_folder_on_a_read_only_disk_is_one_line(synthetic_mnist, tmp_path):
+    disk = mounted(tmp_path / "readonly", "size=1m,ro")
+    try:
+        command = [sys.executable, str(REPO / "src" / "train.py"), *data_overrides(synthetic_mnist), "debug=fast"]
+        result = subprocess.run([*command, f"hydra.run.dir={disk}/run"], capture_output=True, text=True, env=ENV)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: hydra.run.dir={disk}/run: cannot create the run folder (Read-only file system)"
     )
-    if not mounted:
-        pytest.skip("mounting a small tmpfs (a disk to fill up) needs root")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 class FillDisk(Callback):
