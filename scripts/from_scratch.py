@@ -13,6 +13,8 @@ import time
 import numpy as np
 
 from mlplab.errors import InputError
+from mlplab.idx import normalized, read_mnist
+from mlplab.runs import REPO
 from mlplab.scratch import SoftmaxMLP, TwoLayerNet, evaluate, train_epoch
 from mlplab.scratch_optim import OPTIMIZERS
 
@@ -95,12 +97,10 @@ def task_split(images: np.ndarray, labels: np.ndarray, digits: list[int] | None)
 
 def load_mnist(digits: list[int] | None) -> tuple[Split, Split, Split]:
     """The (train, validation, test) splits of the task, images as float32."""
-    # mlplab.data pulls in torch and Lightning (seconds): imported here, --help and argument errors stay instant.
-    from mlplab.data import REPO_DATA_DIR, load_split, prepare_mnist
-
-    prepare_mnist(REPO_DATA_DIR)
-    train_images, train_labels = (t.numpy() for t in load_split(REPO_DATA_DIR, train=True))
-    test_images, test_labels = (t.numpy() for t in load_split(REPO_DATA_DIR, train=False))
+    train_images, train_labels = read_mnist(REPO / "data", train=True)
+    test_images, test_labels = read_mnist(REPO / "data", train=False)
+    train_images, test_images = normalized(train_images), normalized(test_images)
+    train_labels, test_labels = train_labels.astype(np.int64), test_labels.astype(np.int64)
     # A fixed permutation of its own: every run, whatever its seed, validates on the same images.
     order = np.random.default_rng(0).permutation(len(train_labels))
     val, train = order[:VAL_SIZE], order[VAL_SIZE:]

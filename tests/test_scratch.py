@@ -32,7 +32,7 @@ from mlplab.scratch import (
 )
 from mlplab.scratch_optim import Adam, GradientDescent, Momentum, Optimizer, RMSProp
 
-from conftest import REPO, real_data
+from conftest import REPO, idx_bytes, real_data
 
 SCRIPT = REPO / "scripts" / "from_scratch.py"
 LESSON_PAGE = (REPO / "docs" / "lesson.md").read_text()
@@ -226,3 +226,31 @@ def test_script_trains_the_lessons_mlp_on_a_few_batches(capsys):
     assert loss2 < loss1 and val_acc2 > val_acc1 > 60  # 2,560 images already teach it most digits
     test_acc = float(re.search(rf"test loss {number} acc {number}%", out).group(2))
     assert 80 < test_acc < 100
+
+
+@real_data
+def test_the_numpy_lesson_runs_without_torch():
+    script = (
+        "import runpy, sys; sys.argv = ['from_scratch.py', '--epochs', '1', '--limit', '3'];"
+        "runpy.run_path('scripts/from_scratch.py', run_name='__main__');"
+        "print('torch imported' if 'torch' in sys.modules else 'no torch')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "no torch" and "test loss" in result.stdout
+
+
+def test_idx_files_read_with_numpy_match_torchvisions_reading(synthetic_mnist, tmp_path):
+    from mlplab.data import load_split, prepare_mnist
+    from mlplab.errors import InputError
+    from mlplab.idx import normalized, parse_idx, read_mnist
+
+    data_dir, md5 = synthetic_mnist
+    images, labels = read_mnist(data_dir, train=False, md5=md5)
+    prepare_mnist(data_dir, md5)
+    tensors, targets = load_split(data_dir, train=False)
+    assert np.array_equal(normalized(images)[:, None], tensors.numpy()) and np.array_equal(labels, targets.numpy())
+    with pytest.raises(InputError, match="holds 783 values for the shape \\(1, 28, 28\\): truncated or damaged"):
+        parse_idx(idx_bytes(np.zeros((1, 28, 28)))[:-1])
+    with pytest.raises(InputError, match="not an IDX file of unsigned bytes"):
+        parse_idx(b"PK\x03\x04 a zip file")

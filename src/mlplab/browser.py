@@ -4,7 +4,6 @@ Used by the browser tests and by scripts/screenshots.py (README's images). Nothi
 its driver come from apt (`apt-get install chromium chromium-driver`), Selenium from pip (the `test` extra).
 """
 
-import gzip
 import os
 import re
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mlplab.idx import read_mnist
 from mlplab.runs import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -182,11 +182,9 @@ def digit_pad(checkpoint: str | Path) -> Iterator[str]:
 
 
 def mnist_test_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `count` digits of the real MNIST test set, read with NumPy: (images (n, 28, 28), labels)."""
-    raw = REPO / "data" / "MNIST" / "raw"
-    images = np.frombuffer(gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8, offset=16)
-    labels = np.frombuffer(gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8, offset=8)
-    return images.reshape(-1, 28, 28)[:count], labels[:count]
+    """The first `count` digits of the real MNIST test set: (images (n, 28, 28), labels)."""
+    images, labels = read_mnist(REPO / "data", train=False)
+    return images[:count], labels[:count]
 
 
 def strokes(image: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, float]]]:

@@ -18,16 +18,9 @@ from torch import Tensor
 from mlplab.augment import RandomDistortion
 from mlplab.errors import InputError, one_line
 from mlplab.execution import executions
+from mlplab.idx import MEAN, MNIST_MD5, STD
 from mlplab.runs import REPO
 
-# md5 of the official uncompressed IDX files (torchvision's MNIST/raw/ layout).
-MNIST_MD5 = {
-    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-}
-MEAN, STD = 0.1307, 0.3081  # the lesson's normalization constants
 REPO_DATA_DIR = REPO / "data"
 
 

@@ -16,8 +16,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import torch
-
 from mlplab.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]  # the repository this package is installed from (pip install -e .)
@@ -95,6 +93,8 @@ def run_folder(checkpoint_path: str | Path) -> Path | None:
 
 def run_record() -> dict[str, Any]:
     """What it takes to repeat a run besides its config: the command, the versions, the code's commit."""
+    import torch  # here: the NumPy lesson (mlplab.idx) uses this module's REPO without torch
+
     packages = ("torch", "lightning", "hydra-core", "torchmetrics", "torchvision", "omegaconf", "numpy")
     record: dict[str, Any] = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
