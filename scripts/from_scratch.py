@@ -68,6 +68,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--limit", type=int, metavar="N", help="train on only the first N batches of each epoch (a quick check)"
     )
+    # The lesson's regularization (§3.4), for the multi-class network; all off by default, as in §5.
+    parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty strength on the weights (default: 0)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability of hidden units (default: 0)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="early stopping: stop once the validation loss has not improved for N epochs, and test the weights of "
+        "its best epoch (default: train every epoch, test the last)",
+    )
     args = parser.parse_args(argv)
 
     task = "binary" if args.digits else "multiclass"
@@ -78,7 +88,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--digits {args.digits[0]} {args.digits[1]}: give two different digits from 0 to 9")
     if args.digits and len(args.hidden) != 1:
         parser.error(f"--hidden {' '.join(map(str, args.hidden))}: the binary network has one hidden layer")
-    for name in ("lr", "batch_size", "epochs", "limit"):
+    if args.digits and (args.l2 or args.dropout):
+        parser.error("--l2 and --dropout are for the multi-class network (leave out --digits)")
+    if args.l2 < 0 or not 0 <= args.dropout < 1:
+        parser.error(f"--l2 {args.l2} --dropout {args.dropout}: need l2 >= 0 and dropout in [0, 1)")
+    for name in ("lr", "batch_size", "epochs", "limit", "patience"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} {value}: must be positive")
@@ -123,18 +137,20 @@ def main(argv: list[str] | None = None) -> None:
         net = TwoLayerNet(784, args.hidden[0], rng)
         task, sizes = f"digit {args.digits[1]} (1) against {args.digits[0]} (0)", [784, args.hidden[0], 1]
     else:
-        net = SoftmaxMLP([784, *args.hidden, 10], rng)
+        net = SoftmaxMLP([784, *args.hidden, 10], rng, l2=args.l2, dropout=args.dropout)
         task, sizes = "all ten digits", [784, *args.hidden, 10]
     extra = {"momentum": args.momentum} if args.optimizer == "momentum" else {}
     optimizer = OPTIMIZERS[args.optimizer](lr=args.lr, **extra)
     momentum = f" momentum {args.momentum}" if extra else ""
+    regularization = "".join(f", {k} {v}" for k, v in (("l2", args.l2), ("dropout", args.dropout)) if v)
     print(
         f"{task}: network {'-'.join(map(str, sizes))}, optimizer {args.optimizer} lr {args.lr}{momentum}, "
-        f"batch {args.batch_size}, seed {args.seed}"
+        f"batch {args.batch_size}, seed {args.seed}{regularization}"
     )
     print(f"images: {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test")
 
     start = time.perf_counter()
+    best: tuple[float, int, dict] = (np.inf, 0, {})  # the lowest validation loss, its epoch and its weights
     for epoch in range(1, args.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss, train_acc = train_epoch(net, optimizer, x_train, y_train, args.batch_size, rng, args.limit)
@@ -143,6 +159,12 @@ def main(argv: list[str] | None = None) -> None:
             f"epoch {epoch}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
             f"val loss {val_loss:.4f} acc {val_acc:.2%}  ({time.perf_counter() - epoch_start:.1f} s)"
         )
+        if val_loss < best[0]:
+            best = (val_loss, epoch, {name: p.copy() for name, p in net.params.items()})
+        elif args.patience and epoch - best[1] >= args.patience:
+            print(f"early stopping: val loss has not improved for {args.patience} epochs; testing epoch {best[1]}")
+            net.params.update(best[2])
+            break
     test_loss, test_acc = evaluate(net, x_test, y_test)
     print(f"test loss {test_loss:.4f} acc {test_acc:.2%}  (total time {time.perf_counter() - start:.1f} s)")
 

@@ -7,7 +7,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 import yaml
 from lightning.pytorch import Callback, Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -15,7 +17,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from mlplab.browser import tensorboard
-from mlplab.dashboards import Dashboards
+from mlplab.dashboards import Dashboards, weight_tiles
 from mlplab.errors import Diverged, Interrupted
 from mlplab.training import build, train
 
@@ -218,3 +220,37 @@ def test_tensorboard_serves_the_run(run, tmp_path):
         experiment = get(base + "data/plugin/hparams/experiment", {"experimentName": ""})
         assert {info["name"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "hidden_dims", "seed"}
     assert (tmp_path / ".tensorboard-info").is_dir()
+
+
+def test_the_mapping_is_visible_first_layer_tiles_and_dead_units(run):
+    run_dir, _, events = run
+    tiles = events.Images("weights/fc1_tiles")
+    assert [event.step for event in tiles] == EPOCH_ENDS  # every validation epoch
+    # 64 hidden units (the synthetic runs' first layer) in 8 columns of 56 px tiles, 2 px apart.
+    assert (tiles[-1].width, tiles[-1].height) == (8 * 58, 8 * 58)
+    for layer in (1, 2):  # both hidden ReLU layers
+        dead = events.Scalars(f"val/dead_units/{layer}")
+        assert [event.step for event in dead] == EPOCH_ENDS and all(0 <= event.value <= 1 for event in dead)
+
+
+def test_weight_tiles_show_each_units_weights_scaled_to_its_own_largest():
+    weight = torch.zeros(3, 784)
+    weight[0, 0], weight[1, 0], weight[2, 0] = 2.0, -0.5, 0.0  # excites, inhibits, nothing
+    image = weight_tiles(weight, count=3, columns=2)
+    assert image.shape == (2 * 58, 2 * 58) and image.dtype == np.uint8
+    assert image[0, 0] == 255 and image[0, 58] == 0 and image[58, 0] == 127  # top-left pixel of each tile
+    assert image[1, 1] == 127 and image[58, 58] == 255  # a zero weight is mid-gray; the empty 4th tile white
+
+
+def test_dead_units_count_those_that_never_fire_on_the_validation_set(synthetic_mnist, tmp_path):
+    class KillUnits(Callback):  # half of the first layer's units get a bias no image can overcome
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            with torch.no_grad():
+                module.net.layers[1].bias[:32] = -1e6
+
+    cfg = compose_train([*SYNTHETIC, "trainer.max_epochs=1"], tmp_path / "run", synthetic_mnist)
+    train(cfg, callbacks=[KillUnits()])
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0})
+    events.Reload()
+    [dead] = events.Scalars("val/dead_units/1")
+    assert dead.value >= 0.5  # the 32 killed of 64, and any that died in training

@@ -254,3 +254,54 @@ def test_idx_files_read_with_numpy_match_torchvisions_reading(synthetic_mnist, t
         parse_idx(idx_bytes(np.zeros((1, 28, 28)))[:-1])
     with pytest.raises(InputError, match="not an IDX file of unsigned bytes"):
         parse_idx(b"PK\x03\x04 a zip file")
+
+
+def test_l2_and_dropout_gradients_equal_torch_autograd_with_the_same_masks():
+    rng = np.random.default_rng(3)
+    net = SoftmaxMLP((6, 5, 4, 3), rng, np.float64, l2=0.01, dropout=0.5)
+    X, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    net.training = True
+    output = net.forward(X)
+    grads = net.backward(output, y)
+    assert sorted(net.masks) == [1, 2] and set(np.unique(net.masks[1])) <= {0.0, 2.0}  # inverted: kept ones x2
+    params = {name: torch.tensor(p, requires_grad=True) for name, p in net.params.items()}
+    a = torch.from_numpy(X)
+    for layer in (1, 2, 3):
+        z = a @ params[f"W{layer}"] + params[f"b{layer}"]
+        a = torch.relu(z) * torch.from_numpy(net.masks[layer]) if layer < 3 else z
+    loss = F.cross_entropy(a, torch.from_numpy(y)) + 0.01 * sum((params[f"W{n}"] ** 2).sum() for n in (1, 2, 3))
+    loss.backward()
+    assert net.loss(output, y) == pytest.approx(loss.item(), rel=1e-12)
+    for name, p in params.items():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-15, err_msg=name)
+    net.training = False  # evaluation: every unit, no penalty in the reported loss
+    probs = net.forward(X)
+    assert net.masks == {} and net.loss(probs, y) == pytest.approx(cross_entropy(probs, y))
+
+
+def test_the_l2_gradient_matches_finite_differences():
+    rng = np.random.default_rng(4)
+    net = SoftmaxMLP((6, 5, 3), rng, np.float64, l2=0.1)
+    X, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    net.training = True
+    grads = net.backward(net.forward(X), y)
+    for name, param in net.params.items():
+        numerical = numerical_grad(lambda: net.loss(net.forward(X), y), param)
+        assert rel_error(grads[name], numerical) < 1e-6, name
+
+
+def test_the_script_takes_the_lessons_regularization_and_stops_early(tmp_path):
+    from_scratch = importlib.util.spec_from_file_location("from_scratch", REPO / "scripts" / "from_scratch.py")
+    module = importlib.util.module_from_spec(from_scratch)
+    from_scratch.loader.exec_module(module)
+    args = module.parse_args(["--l2", "1e-4", "--dropout", "0.2", "--patience", "2"])
+    assert (args.l2, args.dropout, args.patience) == (1e-4, 0.2, 2)
+    for bad, message in [
+        (["--dropout", "1"], "need l2 >= 0 and dropout in [0, 1)"),
+        (["--digits", "3", "8", "--l2", "0.1"], "--l2 and --dropout are for the multi-class network"),
+        (["--patience", "0"], "--patience 0: must be positive"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "from_scratch.py"), *bad], capture_output=True, text=True
+        )
+        assert result.returncode == 2 and message in result.stderr

@@ -2,7 +2,7 @@
 
 import math
 import warnings
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,20 @@ class Dashboards(Callback):
     - every validation epoch: `val/confusion_matrix`
     - after testing: `test/confusion_matrix`, and `test/misclassified`: up to `misclassified` wrongly classified
       test digits labelled with prediction and truth (0: none)
+    - the mapping itself, every validation epoch: `weights/fc1_tiles`, the first layer's weights of up to
+      `weight_tiles` hidden units as 28 x 28 images (what each unit responds to; 0: none), and per hidden ReLU
+      layer `val/dead_units/<n>`, the fraction of its units that never fire on the validation set
     """
 
-    def __init__(self, graph: bool = True, histograms: bool = True, misclassified: int = 32) -> None:
+    def __init__(
+        self, graph: bool = True, histograms: bool = True, misclassified: int = 32, weight_tiles: int = 64
+    ) -> None:
         self.graph, self.histograms, self.misclassified = graph, histograms, misclassified
+        self.weight_tiles = weight_tiles
         self.logger: TensorBoardLogger | None = None
         self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # (images, predictions, truths) of test batches
+        self.fired: dict[int, Tensor] = {}  # hidden layer number -> which of its units fired on some image
+        self.hooks: list[Any] = []
 
     def setup(self, trainer: Trainer, module: LightningModule, stage: str) -> None:
         self.logger = tensorboard(trainer)
@@ -74,6 +82,14 @@ class Dashboards(Callback):
 
     def on_validation_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
+        if self.logger is not None and not trainer.sanity_checking:
+            self.fired = {}
+            relus = [m for m in module.net.modules() if isinstance(m, nn.ReLU)]
+            self.hooks = [relu.register_forward_hook(partial(self._fired, n)) for n, relu in enumerate(relus, 1)]
+
+    def _fired(self, layer: int, relu: nn.Module, inputs: Any, output: Tensor) -> None:
+        fired = (output > 0).any(dim=0)
+        self.fired[layer] = fired if layer not in self.fired else self.fired[layer] | fired
 
     def on_validation_batch_end(
         self, trainer: Trainer, module: LightningModule, outputs: Tensor, batch: Any, batch_idx: int, *args: Any
@@ -82,9 +98,21 @@ class Dashboards(Callback):
             self.matrix.update(outputs, batch[1])
 
     def on_validation_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
-        if self.logger is not None and not trainer.sanity_checking:
-            image = confusion_image(self.matrix.compute(), f"Validation, epoch {trainer.current_epoch}")
-            self.logger.experiment.add_image("val/confusion_matrix", image, trainer.global_step, dataformats="HWC")
+        if self.logger is None or trainer.sanity_checking:
+            return
+        experiment, step = self.logger.experiment, trainer.global_step
+        image = confusion_image(self.matrix.compute(), f"Validation, epoch {trainer.current_epoch}")
+        experiment.add_image("val/confusion_matrix", image, step, dataformats="HWC")
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
+        for layer, fired in self.fired.items():
+            experiment.add_scalar(f"val/dead_units/{layer}", 1 - fired.float().mean().item(), step)
+        first = next(m for m in module.net.modules() if isinstance(m, nn.Linear))
+        if self.weight_tiles and first.in_features == 28 * 28:
+            experiment.add_image(
+                "weights/fc1_tiles", weight_tiles(first.weight, self.weight_tiles), step, dataformats="HW"
+            )
 
     def on_test_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
@@ -151,6 +179,24 @@ def confusion_image(counts: Tensor, title: str) -> np.ndarray:
     title = f"{title}: {np.trace(counts)} of {counts.sum()} right"
     draw.text((LEFT + side / 2, TOP / 2), title, fill="black", font=font(15), anchor="mm")
     return np.asarray(image)
+
+
+TILE_SCALE, TILE_GAP = 2, 2  # weight tiles: 28 px shown as 56, 2 px apart
+
+
+def weight_tiles(weight: Tensor, count: int, columns: int = 8) -> np.ndarray:
+    """The first `count` hidden units' input weights, each as a 28 x 28 grayscale tile scaled to its own largest
+    magnitude: mid-gray is 0, white pixels excite the unit, black ones inhibit it."""
+    units = weight.detach()[:count].float().cpu().reshape(-1, 28, 28).numpy()
+    scale = np.abs(units).max(axis=(1, 2), keepdims=True)
+    tiles = 0.5 + 0.5 * units / np.where(scale > 0, scale, 1)
+    rows = math.ceil(len(tiles) / columns)
+    tiles = np.concatenate([tiles, np.ones((rows * columns - len(tiles), 28, 28))])  # white fills the last row
+    tiles = tiles.repeat(TILE_SCALE, axis=1).repeat(TILE_SCALE, axis=2)
+    tiles = np.pad(tiles, ((0, 0), (0, TILE_GAP), (0, TILE_GAP)), constant_values=1)
+    height, width = tiles.shape[1:]
+    mosaic = tiles.reshape(rows, columns, height, width).swapaxes(1, 2).reshape(rows * height, columns * width)
+    return (255 * mosaic).astype(np.uint8)
 
 
 SCALE, LABEL, GAP, TITLE = 3, 20, 4, 32  # misclassified digits: 28 px shown as 84, under a label; in pixels

@@ -105,6 +105,8 @@ def he_init(n_in: int, n_out: int, rng: np.random.Generator, dtype: type) -> np.
 class TwoLayerNet:
     """The lesson's binary classifier: a ReLU hidden layer, one sigmoid output, binary cross-entropy."""
 
+    training = False  # no dropout here: the flag is the training loop's
+
     def __init__(self, n_in: int, n_hidden: int, rng: np.random.Generator, dtype: type = np.float32) -> None:
         self.params: Params = {
             "W1": he_init(n_in, n_hidden, rng, dtype),
@@ -145,11 +147,22 @@ class TwoLayerNet:
 class SoftmaxMLP:
     """The multi-class version: ReLU hidden layers of any sizes, a softmax output, cross-entropy.
 
-    sizes=(784, 512, 256, 10) is the lesson's MLP. Layer l has weights W{l} and biases b{l}, l = 1..L.
+    sizes=(784, 512, 256, 10) is the lesson's MLP. Layer l has weights W{l} and biases b{l}, l = 1..L. The
+    lesson's regularization (§3.4): `l2` adds l2 * sum of the squared weights to the loss; `dropout` zeroes each
+    hidden unit with that probability while training (`training` is True) and scales the others by 1 / (1 - p),
+    so that evaluation needs no change.
     """
 
-    def __init__(self, sizes: Sequence[int], rng: np.random.Generator, dtype: type = np.float32) -> None:
-        self.depth = len(sizes) - 1
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        rng: np.random.Generator,
+        dtype: type = np.float32,
+        l2: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        self.depth, self.rng, self.l2, self.dropout = len(sizes) - 1, rng, l2, dropout
+        self.training = False
         self.params: Params = {}
         for layer, (n_in, n_out) in enumerate(pairwise(sizes), start=1):
             self.params[f"W{layer}"] = he_init(n_in, n_out, rng, dtype)
@@ -158,12 +171,17 @@ class SoftmaxMLP:
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (N, classes) for the rows of X."""
         self.inputs, self.z = [], []  # each layer's input a_{l-1} and pre-activation z_l, for backward
+        self.masks: dict[int, np.ndarray] = {}  # the dropout mask of each hidden layer, while training
         a = X
         for layer in range(1, self.depth + 1):
             z = a @ self.params[f"W{layer}"] + self.params[f"b{layer}"]
             self.inputs.append(a)
             self.z.append(z)
             a = relu(z) if layer < self.depth else softmax(z)
+            if self.training and self.dropout and layer < self.depth:
+                keep = self.rng.random(a.shape) >= self.dropout
+                self.masks[layer] = keep.astype(a.dtype) / a.dtype.type(1 - self.dropout)
+                a = a * self.masks[layer]
         return a
 
     def backward(self, probs: np.ndarray, labels: np.ndarray) -> Params:
@@ -172,12 +190,20 @@ class SoftmaxMLP:
         dz = (probs - one_hot(labels, probs.shape[1], probs.dtype)) / len(labels)  # softmax + CE: dL/dz = p - y
         for layer in range(self.depth, 0, -1):
             grads[f"W{layer}"] = self.inputs[layer - 1].T @ dz
+            grads[f"W{layer}"] += 2 * self.l2 * self.params[f"W{layer}"]  # d/dW of l2 * sum(W ** 2)
             grads[f"b{layer}"] = dz.sum(axis=0)
             if layer > 1:  # carry dL/dz back through W and the ReLU of the layer below
                 dz = (dz @ self.params[f"W{layer}"].T) * relu_grad(self.z[layer - 2])
+                if layer - 1 in self.masks:  # a dropped unit passed nothing forward, so gets nothing back
+                    dz = dz * self.masks[layer - 1]
         return grads
 
-    loss = staticmethod(cross_entropy)
+    def loss(self, probs: np.ndarray, labels: np.ndarray) -> float:
+        """The mean cross-entropy; while training, plus the L2 penalty that backward differentiates too."""
+        if not (self.training and self.l2):
+            return cross_entropy(probs, labels)
+        penalty = sum(float(np.sum(self.params[f"W{layer}"] ** 2)) for layer in range(1, self.depth + 1))
+        return cross_entropy(probs, labels) + self.l2 * penalty
 
     @staticmethod
     def predict(probs: np.ndarray) -> np.ndarray:
@@ -189,6 +215,7 @@ class SoftmaxMLP:
 
 class Network(Protocol):
     params: Params
+    training: bool  # dropout is on while it is True
 
     def forward(self, X: np.ndarray) -> np.ndarray: ...
     def backward(self, output: np.ndarray, y: np.ndarray) -> Params: ...
@@ -214,12 +241,14 @@ def train_epoch(
 ) -> tuple[float, float]:
     """One shuffled pass over (X, y), or its first `limit` batches; the mean loss and accuracy of those batches."""
     loss_sum = correct = seen = 0.0
+    net.training = True
     for index in islice(batches(len(y), batch_size, rng), limit):
         output = net.forward(X[index])
         optimizer.step(net.params, net.backward(output, y[index]))
         loss_sum += net.loss(output, y[index]) * len(index)
         correct += np.sum(net.predict(output) == y[index])
         seen += len(index)
+    net.training = False
     return loss_sum / seen, float(correct / seen)
 
 
