@@ -140,7 +140,8 @@ def test_a_resumed_run_shows_the_session_of_its_real_end(synthetic_mnist, tmp_pa
 
 def test_images_show_confusion_matrices_and_misclassified_digits(run):
     _, metrics, events = run
-    assert set(events.Tags()["images"]) == {"val/confusion_matrix", "test/confusion_matrix", "test/misclassified"}
+    images = {"val/confusion_matrix", "test/confusion_matrix", "test/misclassified", "weights/fc1_tiles"}
+    assert set(events.Tags()["images"]) == images
     assert [image.step for image in events.Images("val/confusion_matrix")] == EPOCH_ENDS
     [confusion] = events.Images("test/confusion_matrix")
     assert confusion.encoded_image_string.startswith(b"\x89PNG") and (confusion.width, confusion.height) == (440, 448)
@@ -239,7 +240,7 @@ def test_weight_tiles_show_each_units_weights_scaled_to_its_own_largest():
     image = weight_tiles(weight, count=3, columns=2)
     assert image.shape == (2 * 58, 2 * 58) and image.dtype == np.uint8
     assert image[0, 0] == 255 and image[0, 58] == 0 and image[58, 0] == 127  # top-left pixel of each tile
-    assert image[1, 1] == 127 and image[58, 58] == 255  # a zero weight is mid-gray; the empty 4th tile white
+    assert image[2, 2] == 127 and image[58, 58] == 255  # a zero weight is mid-gray; the empty 4th tile white
 
 
 def test_dead_units_count_those_that_never_fire_on_the_validation_set(synthetic_mnist, tmp_path):
