@@ -1,6 +1,7 @@
 """README's images, taken in headless Chromium from a finished sweep: python scripts/screenshots.py SWEEP_FOLDER
 
-Writes docs/img/tensorboard_scalars.png and docs/img/tensorboard_hparams.png (TensorBoard on the sweep), and
+Writes docs/img/tensorboard_scalars.png, tensorboard_hparams.png and tensorboard_weight_tiles.png (TensorBoard on
+the sweep), and
 docs/img/digit_pad.png (the digit pad serving the sweep's best checkpoint, with a real MNIST test digit drawn on
 it). README's images come from `python src/train.py -m optimizer=sgd,momentum,adam trainer.max_epochs=3`.
 """
@@ -23,8 +24,11 @@ def tensorboard_pages(sweep: Path, driver, scratch: Path) -> None:
         browser.open_page(driver, base + "#scalars&tagFilter=train%2Flr%7Ctrain%2Floss%24%7Cval%2Facc%24", runs)
         browser.wait_for(lambda: all(n >= 2 * len(runs) for n in browser.scalar_charts(driver).values()))
         driver.save_screenshot(str(IMAGES / "tensorboard_scalars.png"))
-        browser.open_page(driver, base + "#hparams", ["Trial ID", *runs])
+        browser.hparams_rows(driver, base, count=len(runs))
         driver.save_screenshot(str(IMAGES / "tensorboard_hparams.png"))
+        browser.open_page(driver, base + "#images&tagFilter=fc1_tiles", ["weights/fc1_tiles", *runs])
+        browser.wait_for(lambda: driver.execute_script(browser.LOADED_IMAGES) >= 1)
+        driver.save_screenshot(str(IMAGES / "tensorboard_weight_tiles.png"))
 
 
 def pad_page(checkpoint: str, driver) -> None:

@@ -129,12 +129,24 @@ def scalar_charts(driver: Any) -> dict[str, int]:
 
 def hparams_table(text: str) -> list[dict[str, str]]:
     """The rows of the HParams table view as shown, from the page's text: column -> cell, with the Trial ID (a
-    sweep's job folder, `<n>_...`)."""
+    sweep's job folder, `<n>_...`); none while the table is not drawn yet."""
+    if "\nTrial ID\n" not in text or "\nColor by\n" not in text:
+        return []
     lines = text[text.index("\nTrial ID\n") + 1 : text.index("\nColor by\n")].splitlines()
-    first = next(i for i, line in enumerate(lines) if re.match(r"\d+_", line))  # the first row's Trial ID
+    first = next((i for i, line in enumerate(lines) if re.match(r"\d+_", line)), None)  # the first row's Trial ID
+    if first is None:
+        return []
     columns = ["Trial ID", *lines[2:first]]  # lines[1] is "Show Metrics", a checkbox without text in the rows
     cells = lines[first:]
+    if len(cells) % len(columns):  # drawn in part
+        return []
     return [dict(zip(columns, cells[i : i + len(columns)], strict=True)) for i in range(0, len(cells), len(columns))]
+
+
+def hparams_rows(driver: Any, base: str, count: int, timeout: float = 60) -> list[dict[str, str]]:
+    """Opens the HParams page and returns its table once it shows `count` rows."""
+    driver.get(base + "#hparams")
+    return wait_for(lambda: len(rows := hparams_table(page_text(driver))) == count and rows, timeout, "HParams rows")
 
 
 @contextmanager
