@@ -305,3 +305,12 @@ def test_the_script_takes_the_lessons_regularization_and_stops_early(tmp_path):
             [sys.executable, str(REPO / "scripts" / "from_scratch.py"), *bad], capture_output=True, text=True
         )
         assert result.returncode == 2 and message in result.stderr
+
+
+def test_the_worked_example_on_the_lesson_pages_is_what_the_command_prints():
+    printed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "worked_example.py")], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed.splitlines()[5] == "y_hat = sigmoid(z2)      = [[0.5622], [0.7311]]"
+    for page in ("lesson.md", "lesson.zh-CN.md"):
+        assert f"$ python scripts/worked_example.py\n{printed}```" in (REPO / "docs" / page).read_text(), page
