@@ -162,9 +162,11 @@ def main(argv: list[str] | None = None) -> None:
         if val_loss < best[0]:
             best = (val_loss, epoch, {name: p.copy() for name, p in net.params.items()})
         elif args.patience and epoch - best[1] >= args.patience:
-            print(f"early stopping: val loss has not improved for {args.patience} epochs; testing epoch {best[1]}")
-            net.params.update(best[2])
+            print(f"early stopping: val loss has not improved for {args.patience} epochs")
             break
+    if args.patience and best[2]:  # with early stopping, the best epoch is what is tested, stopped early or not
+        print(f"testing the weights of epoch {best[1]}, the lowest val loss ({best[0]:.4f})")
+        net.params.update(best[2])
     test_loss, test_acc = evaluate(net, x_test, y_test)
     print(f"test loss {test_loss:.4f} acc {test_acc:.2%}  (total time {time.perf_counter() - start:.1f} s)")
 

@@ -59,7 +59,8 @@ def test_an_optimizer_whose_every_grid_point_diverges_gets_a_failed_row(syntheti
     for optimizer in ("sgd", "adam"):
         assert rows[optimizer]["status"] == "1 failed"
         assert rows[optimizer]["error"].startswith("no value of optimizer.lr in sweep.tune.grid finished training")
-        assert f"optimizer={optimizer}: no value of optimizer.lr finished training; left out" in result.stdout
+        line = f"optimizer={optimizer}: no value of optimizer.lr finished training with a val/acc_best; left out"
+        assert line in result.stdout
 
 
 @pytest.mark.parametrize("override", ["optimizer.lr=0.1", "seed=0,1"])

@@ -84,8 +84,9 @@ class TuneThenTrain(NamedSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         tune_dir = sweep_dir / "tune"
+        quoted = "'" + str(tune_dir).replace("'", "\\'") + "'"  # quoted: any folder name is one value to Hydra
         trials = [
-            _merged(c, [f"{self.tuned}={v}", f"seed={self.tune_seed}", *self.budget, f"hydra.sweep.dir={tune_dir}"])
+            _merged(c, [f"{self.tuned}={v}", f"seed={self.tune_seed}", *self.budget, f"hydra.sweep.dir={quoted}"])
             for c in configurations
             for v in self.grid
         ]
@@ -100,17 +101,21 @@ class TuneThenTrain(NamedSweeper):
             name = _name(configuration, overrides)
             if best is None:
                 lost.append((configuration, name))
-                print(f"{name}: no value of {self.tuned} finished training; left out", flush=True)
+                print(f"{name}: no value of {self.tuned} finished training with a {CHOSEN_BY}; left out", flush=True)
                 continue
             value, accuracy = best
-            at_edge = len(self.grid) > 1 and value in (min(self.grid), max(self.grid))
+            numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.grid)
+            at_edge = numeric and len(self.grid) > 1 and value in (min(self.grid), max(self.grid))
             edge = " (at the edge of sweep.tune.grid: widen it)" if at_edge else ""
             print(f"{name}: {self.tuned}={value} ({CHOSEN_BY} {accuracy:.2%}){edge}", flush=True)
             final += [_merged(configuration, [f"{self.tuned}={value}", f"seed={s}"]) for s in range(self.seeds)]
         returns = [tuning, self._launch(final)] if final else [tuning]
         for number, (configuration, name) in enumerate(lost, start=len(final)):
-            message = f"no value of {self.tuned} in sweep.tune.grid finished training (see {tune_dir}/results.md)"
-            _record_lost(sweep_dir / f"{number}_{name}", configuration, message)
+            message = (
+                f"no value of {self.tuned} in sweep.tune.grid finished training with a {CHOSEN_BY} "
+                f"(see {tune_dir}/results.md)"
+            )
+            _record_lost(sweep_dir / f"{number}_{name.replace('/', '_')[:150]}", configuration, message)
         return returns
 
     def _launch(self, batch: list[list[str]]) -> list[JobReturn]:

@@ -52,7 +52,10 @@ def read_mnist(data_dir: Path, train: bool, md5: dict[str, str] = MNIST_MD5) -> 
         if not path.is_file():
             raise InputError(f"{raw}: {name}.gz is missing; this repository ships the four MNIST files there")
         content = path.read_bytes()
-        content = gzip.decompress(content) if path.suffix == ".gz" else content
+        try:
+            content = gzip.decompress(content) if path.suffix == ".gz" else content
+        except (OSError, EOFError) as error:  # not gzip (a Git LFS pointer, say), or cut short
+            raise InputError(f"{path}: not a complete gzip file ({error}); copy the shipped file again") from None
         if (actual := hashlib.md5(content).hexdigest()) != md5[name]:
             raise InputError(f"{path}: md5 of its content is {actual}, expected {md5[name]}: a damaged file")
         arrays.append(parse_idx(content, str(path)))

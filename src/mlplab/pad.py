@@ -71,6 +71,8 @@ class PadHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, answer(self.server.module, body))
         except InputError as error:  # a blank canvas, bytes that are no image
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+        except Exception as error:  # a bug: the page says so, the pad keeps serving
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"the pad failed: {type(error).__name__}: {error}"})
 
     def _json(self, status: HTTPStatus, content: dict[str, Any]) -> None:
         self._send(status, "application/json", json.dumps(content).encode())

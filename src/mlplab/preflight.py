@@ -93,12 +93,13 @@ def refused(key: str, node: DictConfig, build: Callable[[DictConfig], Any], over
 
 def _culprit(node: DictConfig, build: Callable[[DictConfig], Any], overrides: set[str]) -> str | None:
     """The argument whose reset to the library's default makes the object build; else the only one overridden."""
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(get_object(node._target_)).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    arguments = [name for name in node if not str(name).startswith("_")]
+    try:
+        signature = inspect.signature(get_object(node._target_))
+    except Exception:  # a target that does not import: Hydra's own message says so
+        return None
+    defaults = {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+    # The keys set on this command line first: of two that would each fix it, blame the one the user chose.
+    arguments = sorted((str(n) for n in node if not str(n).startswith("_")), key=lambda n: n not in overrides)
     for name in arguments:
         if name not in defaults or node[name] == defaults[name]:
             continue
@@ -113,9 +114,9 @@ def _culprit(node: DictConfig, build: Callable[[DictConfig], Any], overrides: se
     return suspects[0] if len(suspects) == 1 else None
 
 
-def available_memory() -> tuple[int, str]:
-    """Bytes of memory a run may use, and where: the GPU's free memory, else the machine's available memory."""
-    if torch.cuda.is_available():
+def available_memory(accelerator: str) -> tuple[int, str]:
+    """Bytes of memory a run may use, and where: the GPU's free memory when it trains on one, else the machine's."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.cuda.mem_get_info()[0], "GPU memory free"
     try:
         with open("/proc/meminfo") as meminfo:
@@ -127,16 +128,20 @@ def available_memory() -> tuple[int, str]:
 
 def check_memory(cfg: DictConfig) -> None:
     """A network, or a batch of its activations, too large for this machine: refused before it is allocated."""
-    widths = [cfg.model.get("input_dim", 784), *cfg.model.hidden_dims, cfg.model.get("num_classes", 10)]
+    hidden = cfg.model.hidden_dims
+    if not (OmegaConf.is_list(hidden) and all(isinstance(d, int) for d in hidden)):
+        return  # the model's own check names what is wrong with it
+    widths = [cfg.model.get("input_dim", 784), *hidden, cfg.model.get("num_classes", 10)]
     weights = sum((w_in + 1) * w_out for w_in, w_out in zip(widths, widths[1:], strict=False))
     optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
     state = STATE_PER_WEIGHT.get(optimizer, 2) + 1  # the gradient too
-    batch = max(cfg.data.batch_size, cfg.data.eval_batch_size)
+    batch_key = max(("data.batch_size", "data.eval_batch_size"), key=lambda key: OmegaConf.select(cfg, key))
+    batch = OmegaConf.select(cfg, batch_key)
     activations = 3 * batch * sum(widths)  # each layer's output, its gradient, and the activation's copy
     needed = BYTES_PER_VALUE * ((1 + state) * weights + activations)
-    available, where = available_memory()
+    available, where = available_memory(cfg.trainer.get("accelerator", "auto"))
     if needed > available:
-        biggest = "model.hidden_dims" if weights * (1 + state) >= activations else "data.batch_size"
+        biggest = "model.hidden_dims" if weights * (1 + state) >= activations else batch_key
         raise InputError(
             f"{biggest}={OmegaConf.select(cfg, biggest)}: this network needs about {_size(needed)} "
             f"({weights:,} weights with their gradients and {optimizer} state, and a batch of activations), "

@@ -106,7 +106,10 @@ def run_record() -> dict[str, Any]:
     }
     if (REPO / ".git").exists():
         git = ["git", "-C", str(REPO)]
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        changes = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
+        try:
+            commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+            changes = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
+        except OSError:  # no git on this machine: the record goes without the commit
+            return record
         record["git"] = {"commit": commit, "uncommitted_changes": bool(changes.strip())}
     return record

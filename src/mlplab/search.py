@@ -56,9 +56,12 @@ def search(cfg: DictConfig) -> None:
         f"searching {', '.join(distributions)}; stored in {settings.storage}",
         flush=True,
     )
-    while (trial := reserve(study, distributions, settings, study_dir / ".study.lock")) is not None:
-        run_trial(study, trial, fixed, cfg)
-    if others := running_elsewhere(study):  # a process searching the same study: its last trials count too
+    while True:
+        while (trial := reserve(study, distributions, settings, study_dir / ".study.lock")) is not None:
+            run_trial(study, trial, fixed, cfg)
+        if not (others := running_elsewhere(study)):
+            break
+        # Another process searching this study: its last trials count, and one cut short leaves a trial to run.
         print(f"waiting for {len(others)} trial(s) of other processes to end", flush=True)
         while running_elsewhere(study):
             time.sleep(1)
@@ -229,7 +232,10 @@ def reserve(
     processes searching one study at once run exactly search.n_trials between them, none twice."""
     with lock_path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if len(counted(study)) + len(running_elsewhere(study)) >= settings.n_trials:
+        # Running ones first: a trial that ends between the two queries is then counted twice (stop early), not
+        # missed by both (one trial too many).
+        running = running_elsewhere(study)
+        if len(counted(study)) + len(running) >= settings.n_trials:
             return None
         # Seeded with the trials already in the study: a resumed search, or a second process, draws new values.
         if settings.sampler.get("seed") is not None:
