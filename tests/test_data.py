@@ -167,7 +167,7 @@ def test_validation_size_must_leave_training_images(synthetic_mnist):
     data_dir, md5 = synthetic_mnist
     dm = MNISTDataModule(data_dir=str(data_dir), val_size=1000, md5=md5)
     dm.prepare_data()
-    with pytest.raises(InputError, match=r"data.val_size=1000: must be between 1 and 999"):
+    with pytest.raises(InputError, match=r"data.val_size=1000: must be between 0 \(no validation set\) and 999"):
         dm.setup("fit")
 
 

@@ -88,7 +88,12 @@ BAD_INPUT = [
     (["regularization.l2=-1"], r"regularization.l2=-1: must be a number >= 0"),
     (["trainer.max_epochs=0"], r"trainer.max_epochs=0: must be an integer >= 1"),
     (["scheduler=cosine", "scheduler.interval=steps"], r"scheduler.interval=steps: must be step or epoch"),
-    (["data.val_size=1000"], r"data.val_size=1000: must be between 1 and 999 \(the training set has 1000 images\)"),
+    (["data.val_size=1000"], r"data.val_size=1000: must be between 0 \(no validation set\) and 999 \(the training set"),
+    (["data.val_size=-1"], r"^error: data.val_size=-1: must be an integer >= 0 \(0: no validation set\)$"),
+    (
+        ["data.val_size=0", "regularization=early_stopping"],
+        r"^error: data.val_size=0: regularization=early_stopping stops on val/loss, and there is no validation set",
+    ),
     (["ckpt_path={folder}/missing.ckpt"], r"ckpt_path=.*missing.ckpt: no such file"),
     (["ckpt_path={text}"], r"ckpt_path=.*notes.txt: not a PyTorch checkpoint file"),
     (["ckpt_path={pickled}"], r"ckpt_path=.*pickled.ckpt: refused, it needs pickled code to load .*Unsafe"),

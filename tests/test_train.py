@@ -227,3 +227,34 @@ def test_the_progress_bar_counts_the_epochs_executions(make_cfg, overrides, tota
     cfg.trainer.enable_progress_bar = True  # as on a terminal
     train(cfg, [totals])
     assert totals.total == total
+
+
+def test_without_a_validation_set_every_training_image_trains_and_the_final_model_is_tested(
+    synthetic_mnist, tmp_path, capsys
+):
+    """data.val_size=0: the lesson's own recipe, all of the training set and the last epoch's model."""
+    cfg = compose_train(
+        [*SYNTHETIC, "data.val_size=0", "trainer.max_epochs=2", "logger=none"], tmp_path, synthetic_mnist
+    )
+    metrics, objects = train(cfg)
+    splits = objects["datamodule"].splits
+    assert len(splits["train"][1]) == 1000 and len(splits["val"][1]) == 0
+    assert metrics["status"] == "ok" and metrics["best_checkpoint"] == "" and metrics["epochs"] == 2
+    assert not [name for name in metrics if name.startswith("val/")]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert "(final weights; no validation set; 2 epochs in" in capsys.readouterr().out
+
+
+def test_a_sweep_without_a_validation_set_is_refused(synthetic_mnist, tmp_path):
+    from test_sweep import multirun
+
+    result = multirun(
+        *SYNTHETIC,
+        *data_overrides(synthetic_mnist),
+        "data.val_size=0",
+        "seed=0,1",
+        "logger=none",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 1
+    assert "failed: data.val_size=0: a sweep picks its best configuration on validation" in result.stderr

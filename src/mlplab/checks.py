@@ -6,6 +6,7 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.checkpoints import load_checkpoint
@@ -27,7 +28,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optimizer.lr", lambda v: number(v) and v > 0, "a number > 0"),
     ("data.batch_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),
-    ("data.val_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),
+    ("data.val_size", lambda v: integer(v) and v >= 0, "an integer >= 0 (0: no validation set)"),
     ("regularization.l1", lambda v: number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: number(v) and v >= 0, "a number >= 0"),
     ("trainer.max_epochs", lambda v: integer(v) and v >= 1, "an integer >= 1"),
@@ -67,6 +68,8 @@ def check_config(cfg: DictConfig) -> None:
     """Raise InputError for the first bad value of the train config."""
     check_rules(cfg, RULES)
     check_group_lists()
+    if cfg.data.val_size == 0:
+        check_without_validation(cfg)
     check_accelerator(cfg.trainer)
     preflight(cfg)
     if cfg.get("ckpt_path"):
@@ -95,6 +98,20 @@ def check_group_lists() -> None:
                 raise InputError(
                     f"{override.input_line}: {', '.join(twice)} listed more than once; list each member once"
                 )
+
+
+def check_without_validation(cfg: DictConfig) -> None:
+    """data.val_size=0 trains on every training image, as the lesson does: nothing may then choose on validation."""
+    if cfg.callbacks.get("early_stopping"):
+        raise InputError(
+            "data.val_size=0: regularization=early_stopping stops on val/loss, and there is no validation set; "
+            "keep data.val_size >= 1, or leave early_stopping out"
+        )
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise InputError(
+            "data.val_size=0: a sweep picks its best configuration on validation, and there is no validation set; "
+            "keep one (e.g. data.val_size=5000)"
+        )
 
 
 def check_accelerator(trainer: DictConfig) -> None:

@@ -175,9 +175,9 @@ class MNISTDataModule(LightningDataModule):
         if self.splits:
             return
         train_images, train_labels = load_split(self.data_dir, train=True)
-        if not 0 < self.val_size < len(train_labels):
+        if not 0 <= self.val_size < len(train_labels):
             raise InputError(
-                f"data.val_size={self.val_size}: must be between 1 and {len(train_labels) - 1} "
+                f"data.val_size={self.val_size}: must be between 0 (no validation set) and {len(train_labels) - 1} "
                 f"(the training set has {len(train_labels)} images)"
             )
         # Its own generator: every run, whatever its seed, validates on the same images.

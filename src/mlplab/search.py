@@ -152,6 +152,10 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
         raise InputError(f"search.study_name={settings.study_name}: use letters, digits, _, . and - only")
     if not (isinstance(settings.n_trials, int) and settings.n_trials >= 1):
         raise InputError(f"search.n_trials={settings.n_trials}: must be an integer >= 1")
+    if cfg.data.val_size == 0:
+        raise InputError(
+            f"data.val_size=0: the search picks on {settings.metric}, and there is no validation set; keep one"
+        )
     if not str(settings.metric).startswith("val/"):
         raise InputError(
             f"search.metric={settings.metric}: must be a validation metric (val/...): "

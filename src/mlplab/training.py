@@ -45,7 +45,11 @@ def build(
     )
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     # The caller's callbacks (objects no config can describe, such as the search's live Optuna trial) first.
-    callbacks = [*(callbacks or []), *(instantiate(c) for c in cfg.callbacks.values() if c)]
+    # Without a validation set (data.val_size=0) nothing watches a val/ metric: the last epoch's model is tested.
+    validating = cfg.data.val_size > 0
+    watches_val = [c for c in cfg.callbacks.values() if c and str(c.get("monitor", "")).startswith("val/")]
+    kept = [c for c in cfg.callbacks.values() if c and (validating or c not in watches_val)]
+    callbacks = [*(callbacks or []), *(instantiate(c) for c in kept)]
     callbacks += [History(), RandomState(), Interruption(checkpoints)]
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
@@ -55,6 +59,8 @@ def build(
         use_job_commands()
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
     arguments, module.plan = trainer_arguments(_plain(cfg.trainer), cfg.steps_per_execution)
+    if not validating:
+        arguments.update(limit_val_batches=0, num_sanity_val_steps=0)
     trainer = instantiate(
         arguments,
         callbacks=callbacks,
@@ -106,7 +112,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             raise
         metrics = _metrics(trainer.callback_metrics)
         history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        chosen = trainer.checkpoint_callback and cfg.data.val_size > 0  # else: the final weights
+        best = trainer.checkpoint_callback.best_model_path if chosen else ""
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
         metrics = _write_metrics(
             trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best
@@ -178,10 +185,10 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
     tested = (
         f"best checkpoint {Path(metrics['best_checkpoint']).name}" if metrics["best_checkpoint"] else "final weights"
     )
+    validated = f"val/acc_best {metrics['val/acc_best']:.2%}" if "val/acc_best" in metrics else "no validation set"
     return "\n".join(
         [
-            f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}  ({tested}; "
-            f"val/acc_best {metrics.get('val/acc_best', float('nan')):.2%}; "
+            f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}  ({tested}; {validated}; "
             f"{metrics['epochs']} epoch{'s' * (metrics['epochs'] != 1)} in {metrics['train_time_s']:.1f} s)",
             f"run folder:  {shown}",
             f"TensorBoard: tensorboard --logdir {shown}",
