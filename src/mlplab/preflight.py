@@ -141,7 +141,9 @@ def check_memory(cfg: DictConfig) -> None:
     needed = BYTES_PER_VALUE * ((1 + state) * weights + activations)
     available, where = available_memory(cfg.trainer.get("accelerator", "auto"))
     if needed > available:
-        biggest = "model.hidden_dims" if weights * (1 + state) >= activations else batch_key
+        # The batch is to blame only if a batch of one image would fit.
+        alone = BYTES_PER_VALUE * ((1 + state) * weights + 3 * sum(widths))
+        biggest = "model.hidden_dims" if alone > available else batch_key
         raise InputError(
             f"{biggest}={OmegaConf.select(cfg, biggest)}: this network needs about {_size(needed)} "
             f"({weights:,} weights with their gradients and {optimizer} state, and a batch of activations), "
