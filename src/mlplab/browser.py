@@ -210,7 +210,7 @@ def strokes(image: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, f
     return lines
 
 
-def draw(driver, image: np.ndarray, pointer: str = "mouse") -> None:
+def draw(driver: Any, image: np.ndarray, pointer: str = "mouse") -> None:
     """Replays a digit's strokes on the pad's canvas as pointer moves of a mouse, a pen or a finger."""
     from selenium.webdriver.common.actions import interaction
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -230,7 +230,7 @@ def draw(driver, image: np.ndarray, pointer: str = "mouse") -> None:
     actions.perform()
 
 
-def shown(driver) -> dict:
+def shown(driver: Any) -> dict[str, Any]:
     """What the page shows once it has read the last stroke: the digits, their percentages, the seen image."""
     wait_for(lambda: driver.execute_script("return document.body.dataset.reading") == "no", what="a reading")
     return driver.execute_script(

@@ -47,8 +47,7 @@ def build(
     # The caller's callbacks (objects no config can describe, such as the search's live Optuna trial) first.
     # Without a validation set (data.val_size=0) nothing watches a val/ metric: the last epoch's model is tested.
     validating = cfg.data.val_size > 0
-    watches_val = [c for c in cfg.callbacks.values() if c and str(c.get("monitor", "")).startswith("val/")]
-    kept = [c for c in cfg.callbacks.values() if c and (validating or c not in watches_val)]
+    kept = [c for c in cfg.callbacks.values() if c and (validating or not str(c.get("monitor", "")).startswith("val/"))]
     callbacks = [*(callbacks or []), *(instantiate(c) for c in kept)]
     callbacks += [History(), RandomState(), Interruption(checkpoints)]
     progress_bar = cfg.trainer.enable_progress_bar
