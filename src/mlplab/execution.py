@@ -33,7 +33,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.data import extract_batch_size
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
-from torchmetrics import Metric
+from torchmetrics import MaxMetric, Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from mlplab.errors import Diverged, InputError
@@ -216,6 +216,8 @@ class MultiStepModule(LightningModule):
         self.epoch_means = nn.ModuleDict()  # an EpochMean per name that train_step logs
         self.accumulating = False  # whether gradients wait for more batches before the next optimizer step
         self.epoch_start: float | None = None  # for train/samples_per_s
+        self.last_step = MaxMetric()  # the epoch's last optimizer step: the x-axis of its record
+        self.logged_in: int | None = None  # the epoch whose metrics are registered with Lightning
         self.epoch_images = 0
 
     def training_step(self, execution: Execution, batch_idx: int) -> None:
@@ -228,6 +230,7 @@ class MultiStepModule(LightningModule):
         if execution.first == 0 or self.epoch_start is None:
             self.epoch_start, self.epoch_images = time.perf_counter(), 0
         objectives, images, logged, lr = [], [], defaultdict(list), None
+        max_steps, accumulating = self.trainer.max_steps, False
         for position, batch in execution:
             objective, logs = self.train_step(batch)
             if position % accumulate == 0:  # a new optimizer step begins
@@ -237,8 +240,8 @@ class MultiStepModule(LightningModule):
             loss.backward() if direct else self.manual_backward(loss)
             # Lightning's rule: a step every accumulate_grad_batches batches of the epoch, and at the epoch's last.
             epoch_end = execution.last and position == execution.first + execution.size - 1
-            self.accumulating = (position + 1) % accumulate != 0 and not epoch_end
-            if not self.accumulating:
+            accumulating = (position + 1) % accumulate != 0 and not epoch_end
+            if not accumulating:
                 lr = optimizer.optimizer.param_groups[0]["lr"]  # train/lr: that of the execution's last step
                 if direct:
                     self.on_before_optimizer_step(optimizer)
@@ -251,8 +254,9 @@ class MultiStepModule(LightningModule):
             images.append(extract_batch_size(batch))
             for name, value in logs.items():
                 logged[name].append(value.detach())
-            if 0 <= self.trainer.max_steps <= self.global_step:  # the run ends inside this execution
+            if 0 <= max_steps <= self.global_step:  # the run ends inside this execution
                 break
+        self.accumulating = accumulating
         self._check_finite(torch.stack(objectives))
         if epoch_end and schedule and schedule.interval == "epoch":
             schedule.scheduler.step()  # at the epoch's end, before validation
@@ -276,16 +280,23 @@ class MultiStepModule(LightningModule):
         for name, values in stacked.items():
             if name not in self.epoch_means:
                 self.epoch_means[name] = EpochMean().to(self.device)
+                self.logged_in = None  # a new name: registered with Lightning below
             self.epoch_means[name].update(values, counts)
-            self.log(
-                f"train/{name}",
-                self.epoch_means[name],
-                on_step=False,
-                on_epoch=True,
-                metric_attribute=f"epoch_means.{name}",
-            )
-        # A logged `step` is the x-axis of a record in TensorBoard (Lightning's log_metrics): the optimizer steps.
-        self.log("step", float(self.global_step), on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True)
+        self.last_step.update(float(self.global_step))
+        # self.log costs about 0.5 ms a call. Logging a metric object registers it for the epoch, and Lightning
+        # computes it at the epoch's end: so once an epoch, and in whichever execution comes first after a resume.
+        if self.logged_in != self.current_epoch:
+            for name in self.epoch_means:
+                self.log(
+                    f"train/{name}",
+                    self.epoch_means[name],
+                    on_step=False,
+                    on_epoch=True,
+                    metric_attribute=f"epoch_means.{name}",
+                )
+            # A logged `step` is the x-axis of a record in TensorBoard (Lightning's log_metrics): the optimizer steps.
+            self.log("step", self.last_step, on_step=False, on_epoch=True, metric_attribute="last_step")
+            self.logged_in = self.current_epoch
         self.epoch_images += sum(images)
         step, every, record = self.global_step, self.plan.log_every_n_steps, {}
         if step // every > (step - len(images)) // every:  # a multiple of log_every_n_steps among these steps
