@@ -122,6 +122,7 @@ def test_onecycle_spans_exactly_the_runs_optimizer_steps(make_cfg, overrides, st
 
 
 EPOCH_TAGS = ("train/loss", "train/acc", "train/l1_penalty", "val/loss", "val/acc", "val/acc_best", "test/acc")
+STEP_TAGS = ("train/loss_step", "train/acc_step", "train/l1_penalty_step", "train/lr")  # every log_every_n_steps
 
 
 def test_steps_per_execution_changes_the_speed_only(make_cfg, tmp_path):
@@ -137,7 +138,8 @@ def test_steps_per_execution_changes_the_speed_only(make_cfg, tmp_path):
         metrics, objects = train(cfg)
         events = EventAccumulator(cfg.paths.output_dir)
         events.Reload()
-        curves = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in EPOCH_TAGS}
+        # Sorted: the HParams session adds a val/acc_best point from another event file, in either order.
+        curves = {tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in EPOCH_TAGS + STEP_TAGS}
         saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
         runs.append((saved, objects["module"].net.state_dict(), objects["trainer"].global_step, curves))
     (one, weights_one, steps_one, curves_one), (five, weights_five, steps_five, curves_five) = runs
@@ -147,8 +149,10 @@ def test_steps_per_execution_changes_the_speed_only(make_cfg, tmp_path):
     different = {"train_time_s", "best_checkpoint"}  # the time, and the folder
     assert {k: v for k, v in five.items() if k not in different} == {k: v for k, v in one.items() if k not in different}
     assert Path(five["best_checkpoint"]).name == Path(one["best_checkpoint"]).name
-    # TensorBoard: the same epoch values at the same optimizer steps.
+    # TensorBoard: the same values at the same optimizer steps, those of every epoch and those of every second step
+    # (log_every_n_steps=2, which falls inside executions of 5): the batch that took the step, as Lightning logs it.
     assert curves_five == curves_one and [step for step, _ in curves_one["val/acc"]] == [16, 32, 48]
+    assert [step for step, _ in curves_one["train/loss_step"]] == list(range(2, 49, 2))
 
 
 def test_same_seed_gives_identical_metrics_and_another_seed_differs(make_cfg, tmp_path):

@@ -9,7 +9,8 @@ one-batch `train_step` on each, and `trainer_arguments` keeps every count that a
 
 - `trainer.max_steps`, an integer `trainer.limit_train_batches` and `trainer.val_check_interval`, and
   `trainer.log_every_n_steps` count batches (optimizer steps, without accumulation), whatever N is. An execution ends
-  at every validation; a log interval that falls inside an execution is written at the execution's end.
+  at every validation; the records of a log interval that falls inside an execution are written at its end, each at
+  its own step with the values of the batch that took it, as Lightning would one batch at a time.
 - TensorBoard's step axis is `trainer.global_step`, the optimizer steps taken.
 - `trainer.gradient_clip_val`, `trainer.gradient_clip_algorithm` and `trainer.accumulate_grad_batches` work as in
   Lightning's automatic optimization, which a module that takes its own steps does without.
@@ -229,9 +230,10 @@ class MultiStepModule(LightningModule):
                 mean.reset()
         if execution.first == 0 or self.epoch_start is None:
             self.epoch_start, self.epoch_images = time.perf_counter(), 0
-        objectives, images, logged, lr = [], [], defaultdict(list), None
-        max_steps, accumulating = self.trainer.max_steps, False
-        for position, batch in execution:
+        objectives, images, logged = [], [], defaultdict(list)
+        steps: list[tuple[int, int, float]] = []  # per optimizer step: (its number, the batch's index here, the lr)
+        first_step, max_steps, accumulating = self.global_step, self.trainer.max_steps, False
+        for index, (position, batch) in enumerate(execution):
             objective, logs = self.train_step(batch)
             if position % accumulate == 0:  # a new optimizer step begins
                 # Here rather than before the forward pass: the gradients' memory is then reused at once.
@@ -242,7 +244,7 @@ class MultiStepModule(LightningModule):
             epoch_end = execution.last and position == execution.first + execution.size - 1
             accumulating = (position + 1) % accumulate != 0 and not epoch_end
             if not accumulating:
-                lr = optimizer.optimizer.param_groups[0]["lr"]  # train/lr: that of the execution's last step
+                steps.append((first_step + len(steps) + 1, index, optimizer.optimizer.param_groups[0]["lr"]))
                 if direct:
                     self.on_before_optimizer_step(optimizer)
                     _counted_step(optimizer)
@@ -254,13 +256,13 @@ class MultiStepModule(LightningModule):
             images.append(extract_batch_size(batch))
             for name, value in logs.items():
                 logged[name].append(value.detach())
-            if 0 <= max_steps <= self.global_step:  # the run ends inside this execution
+            if 0 <= max_steps <= first_step + len(steps):  # the run ends inside this execution
                 break
         self.accumulating = accumulating
         self._check_finite(torch.stack(objectives))
         if epoch_end and schedule and schedule.interval == "epoch":
             schedule.scheduler.step()  # at the epoch's end, before validation
-        self._log_execution(logged, images, epoch_end, lr)
+        self._log_execution(logged, images, epoch_end, steps)
 
     def _check_finite(self, objectives: Tensor) -> None:
         """Stop at a NaN or infinite objective: every later step would be wasted. One GPU sync per execution."""
@@ -271,10 +273,11 @@ class MultiStepModule(LightningModule):
             raise Diverged(f"train/loss is {objectives[first].item()} at epoch {self.current_epoch}, step {step}")
 
     def _log_execution(
-        self, logged: dict[str, list[Tensor]], images: list[int], epoch_end: bool, lr: float | None
+        self, logged: dict[str, list[Tensor]], images: list[int], epoch_end: bool, steps: list[tuple[int, int, float]]
     ) -> None:
-        """The epoch means through Lightning; every log_every_n_steps batches, and at the epoch's end, a record of
-        the execution's means, the learning rate and the epoch's throughput straight to the loggers."""
+        """The epoch means through Lightning; straight to the loggers, the records that Lightning would write one
+        batch at a time: at every log_every_n_steps-th optimizer step the values of the batch that took it and the
+        learning rate, and at the epoch's end its throughput."""
         counts = torch.tensor(images, device=self.device)
         stacked = {name: torch.stack(values) for name, values in logged.items()}
         for name, values in stacked.items():
@@ -298,20 +301,21 @@ class MultiStepModule(LightningModule):
             self.log("step", self.last_step, on_step=False, on_epoch=True, metric_attribute="last_step")
             self.logged_in = self.current_epoch
         self.epoch_images += sum(images)
-        step, every, record = self.global_step, self.plan.log_every_n_steps, {}
-        if step // every > (step - len(images)) // every:  # a multiple of log_every_n_steps among these steps
-            weights = counts / counts.sum()
-            # Not a matrix product: autocast (bf16-mixed) would compute that in bfloat16, to 3 digits.
-            record = {f"train/{name}_step": (v.float() * weights).sum().item() for name, v in stacked.items()}
-            if lr is not None:
-                record["train/lr"] = lr
+        records: dict[int, dict[str, float]] = {}
+        due = [(step, index, lr) for step, index, lr in steps if step % self.plan.log_every_n_steps == 0]
+        if due:
+            names = list(stacked)
+            values = torch.stack([stacked[name].float() for name in names])[:, [index for _, index, _ in due]].tolist()
+            for column, (step, _, lr) in enumerate(due):
+                records[step] = {f"train/{name}_step": values[row][column] for row, name in enumerate(names)}
+                records[step]["train/lr"] = lr
         if epoch_end:  # training images per second over the epoch, validation left out
             # Under DDP each process trains an equal share of every batch: the run's rate is this one's × their count.
-            record["train/samples_per_s"] = (
+            records.setdefault(self.global_step, {})["train/samples_per_s"] = (
                 self.epoch_images * self.trainer.world_size / (time.perf_counter() - self.epoch_start)
             )
             self.epoch_start = None
-        if record:
+        for step, record in records.items():
             for logger in self.loggers:
                 logger.log_metrics(record, step)
 
