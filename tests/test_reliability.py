@@ -267,6 +267,15 @@ def test_sigkill_leaves_a_usable_last_checkpoint_and_resuming_matches_the_uninte
     assert f"resuming {run_dir}" in result.stdout
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
+    # Finished now: resuming it once more is refused in one line, and its results stay as they are.
+    again = subprocess.run(
+        [sys.executable, str(REPO / "src" / "train.py"), f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'third'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1, again.stderr
+    assert f"ckpt_path={last}: that run had already finished" in again.stderr.strip().splitlines()[-1]
+    assert json.loads((run_dir / "metrics.json").read_text()) == resumed
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -15,11 +15,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
-from mlplab.checkpoints import AtomicCheckpointIO
+from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
 from mlplab.distributed import use_job_commands
-from mlplab.errors import RunStopped
+from mlplab.errors import InputError, RunStopped
 from mlplab.execution import ProgressBar, trainer_arguments
 from mlplab.module import Classifier
 from mlplab.runs import claimed, run_folder, run_record, write_json
@@ -95,6 +95,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             logger.log_hyperparams(_plain(cfg))
 
         start = time.perf_counter()
+        resumed_at = load_checkpoint(cfg.ckpt_path)["global_step"] if cfg.ckpt_path else None  # fit overwrites it
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         except RunStopped as stop:
@@ -109,6 +110,13 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             )
             log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
             raise
+        if cfg.ckpt_path and trainer.global_step == resumed_at:
+            # Testing now would replace the run's metrics.json with one that lacks its validation results.
+            raise InputError(
+                f"ckpt_path={cfg.ckpt_path}: that run had already finished (trainer.max_epochs="
+                f"{trainer.max_epochs}, trainer.max_steps={trainer.max_steps}); to train on, raise one of them, "
+                f"e.g. trainer.max_epochs={trainer.max_epochs + 5}"
+            )
         metrics = _metrics(trainer.callback_metrics)
         history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
         chosen = trainer.checkpoint_callback and cfg.data.val_size > 0  # else: the final weights
