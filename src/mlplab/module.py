@@ -64,7 +64,7 @@ class Classifier(MultiStepModule):
         logits = self.net(images)
         loss = self.criterion(logits, labels)  # train/loss: the data loss alone, so runs with penalties compare
         penalties = self.penalties()
-        accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()  # argmax: no gradient to detach
         return sum(penalties.values(), loss), {"loss": loss, "acc": accuracy, **penalties}
 
     def _eval_step(self, stage: str, batch: Batch) -> Tensor:
