@@ -217,7 +217,9 @@ class MultiStepModule(LightningModule):
         self.epoch_means = nn.ModuleDict()  # an EpochMean per name that train_step logs
         self.accumulating = False  # whether gradients wait for more batches before the next optimizer step
         self.epoch_start: float | None = None  # for train/samples_per_s
-        self.last_step = MaxMetric()  # the epoch's last optimizer step: the x-axis of its record
+        # The epoch's last optimizer step, the x-axis of its record. A step count is never NaN: "disable" skips the
+        # check, which would wait for the GPU.
+        self.last_step = MaxMetric(nan_strategy="disable")
         self.logged_in: int | None = None  # the epoch whose metrics are registered with Lightning
         self.epoch_images = 0
 
