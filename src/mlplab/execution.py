@@ -261,27 +261,29 @@ class MultiStepModule(LightningModule):
             if 0 <= max_steps <= first_step + len(steps):  # the run ends inside this execution
                 break
         self.accumulating = accumulating
-        self._check_finite(torch.stack(objectives))
+        self._check_finite(torch.stack(objectives), first_step, steps)
         if epoch_end and schedule and schedule.interval == "epoch":
             schedule.scheduler.step()  # at the epoch's end, before validation
         self._log_execution(logged, images, epoch_end, steps)
 
-    def _check_finite(self, objectives: Tensor) -> None:
+    def _check_finite(self, objectives: Tensor, first_step: int, steps: list[tuple[int, int, float]]) -> None:
         """Stop at a NaN or infinite objective: every later step would be wasted. One GPU sync per execution."""
         finite = torch.isfinite(objectives)
         if not finite.all():
             first = int(finite.logical_not().nonzero()[0])
-            step = self.global_step - len(objectives) + first
+            step = first_step + 1 + sum(index < first for _, index, _ in steps)  # the optimizer step it belongs to
             raise Diverged(f"train/loss is {objectives[first].item()} at epoch {self.current_epoch}, step {step}")
 
     def _log_execution(
         self, logged: dict[str, list[Tensor]], images: list[int], epoch_end: bool, steps: list[tuple[int, int, float]]
     ) -> None:
-        """The epoch means through Lightning; straight to the loggers, the records that Lightning would write one
-        batch at a time: at every log_every_n_steps-th optimizer step the values of the batch that took it and the
-        learning rate, and at the epoch's end its throughput."""
-        counts = torch.tensor(images, device=self.device)
+        """The execution's values into the epoch means, and its step records to the loggers."""
         stacked = {name: torch.stack(values) for name, values in logged.items()}
+        self._update_epoch_means(stacked, torch.tensor(images, device=self.device))
+        self.epoch_images += sum(images)
+        self._write_records(stacked, epoch_end, steps)
+
+    def _update_epoch_means(self, stacked: dict[str, Tensor], counts: Tensor) -> None:
         for name, values in stacked.items():
             if name not in self.epoch_means:
                 self.epoch_means[name] = EpochMean().to(self.device)
@@ -302,7 +304,11 @@ class MultiStepModule(LightningModule):
             # A logged `step` is the x-axis of a record in TensorBoard (Lightning's log_metrics): the optimizer steps.
             self.log("step", self.last_step, on_step=False, on_epoch=True, metric_attribute="last_step")
             self.logged_in = self.current_epoch
-        self.epoch_images += sum(images)
+
+    def _write_records(self, stacked: dict[str, Tensor], epoch_end: bool, steps: list[tuple[int, int, float]]) -> None:
+        """What Lightning would write one batch at a time: at every log_every_n_steps-th optimizer step the values of
+        the batch that took it and the learning rate, and at the epoch's end its throughput. `steps`: (step, the
+        batch's index in the execution, lr) per optimizer step."""
         records: dict[int, dict[str, float]] = {}
         due = [(step, index, lr) for step, index, lr in steps if step % self.plan.log_every_n_steps == 0]
         if due:
