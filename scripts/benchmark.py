@@ -23,8 +23,10 @@ lightning, hydra, torchvision and torchmetrics, against `python src/train.py` wi
 callback (this file's FirstStep, added by a `++callbacks.first_step` override) that prints the time as its
 first training batch starts, then ends the process.
 
-Extra `key=value` arguments are Hydra overrides for the project's runs, (c) and the start-up one. (a) and
-(b) run on the CPU: on a machine with a GPU, add trainer=cpu to compare like with like.
+Extra `key=value` arguments are Hydra overrides for the project's runs, (c) and the start-up one. All three run on
+--device: `--device cuda` moves (a)'s batches, (b)'s tensors and both models to the GPU, as the lesson's code does with
+`.to(device)`, adds `trainer=gpu` to the project's overrides, and times the FLOP bound's matmul there; (a) and (b)
+stay in float32 whatever `trainer.precision` says.
 """
 
 import argparse
@@ -101,32 +103,40 @@ def lesson_mlp() -> nn.Module:
     )
 
 
-def plain_loop(batches: Iterable[tuple[Tensor, Tensor]], limit: int | None) -> tuple[int, float]:
-    """(images, seconds) of the lesson's training loop over `batches`; fetching the batches counts."""
+def plain_loop(batches: Iterable[tuple[Tensor, Tensor]], limit: int | None, device: torch.device) -> tuple[int, float]:
+    """(images, seconds) of the lesson's training loop over `batches` on `device`; fetching the batches counts."""
     torch.manual_seed(0)
-    model = lesson_mlp()
+    model = lesson_mlp().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     images = 0
     start = time.perf_counter()
     for x, y in itertools.islice(batches, limit):
+        x, y = x.to(device), y.to(device)  # nothing to do on the CPU, or for (b)'s batches
         optimizer.zero_grad()
         criterion(model(x), y).backward()
         optimizer.step()
         images += len(y)
+    synchronize(device)
     return images, time.perf_counter() - start
 
 
-def lesson_pipeline(data_dir: Path, batch_size: int, limit: int | None) -> tuple[int, float]:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: a GPU's clock stops only when its steps are done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def lesson_pipeline(data_dir: Path, batch_size: int, limit: int | None, device: torch.device) -> tuple[int, float]:
     """(a): torchvision's dataset, per-sample transforms, a DataLoader."""
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     dataset = torchvision.datasets.MNIST(data_dir, train=True, transform=transform)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
-    return plain_loop(loader, limit)
+    return plain_loop(loader, limit, device)
 
 
 def tensor_batches(images: Tensor, labels: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-    for index in torch.randperm(len(labels)).split(batch_size):
+    for index in torch.randperm(len(labels), device=labels.device).split(batch_size):
         yield images[index], labels[index]
 
 
@@ -180,14 +190,16 @@ def startup(overrides: list[str], output_dir: Path) -> tuple[float, float]:
     return child_seconds(bare, env), child_seconds(train, env)
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """The best rate of a large float32 matmul: what the cores can do at all."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """The best rate of a large float32 matmul: what the cores (or the GPU) can do at all."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b  # warm-up: thread pool, allocator
+    synchronize(device)
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         seconds.append(time.perf_counter() - start)
     return 2 * n**3 / min(seconds) / 1e9
 
@@ -210,12 +222,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=None, help="train this many batches per round, not an epoch")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; the best of them counts (default 5)")
     parser.add_argument("--data-dir", type=Path, default=None, help="a folder with MNIST/raw/*-ubyte files")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where all three train (default cpu)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project's runs (key=value)")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA GPU here")
+    overrides = ["trainer=gpu", *args.overrides] if device.type == "cuda" else args.overrides
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # Lightning's device and model reports
 
     data_dir, md5 = data_files(args.data_dir)
-    images, labels = load_split(data_dir, train=True)
+    images, labels = (tensor.to(device) for tensor in load_split(data_dir, train=True))
     md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
     project = [f"data.batch_size={args.batch_size}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
     samples: dict[str, list[float]] = defaultdict(list)  # images per second of each pipeline, round by round
@@ -223,20 +240,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeats):
             pipelines = {
-                "a": partial(lesson_pipeline, data_dir, args.batch_size, args.batches),
-                "b": partial(plain_loop, tensor_batches(images, labels, args.batch_size), args.batches),
+                "a": partial(lesson_pipeline, data_dir, args.batch_size, args.batches, device),
+                "b": partial(plain_loop, tensor_batches(images, labels, args.batch_size), args.batches, device),
                 "c": partial(
                     project_path,
-                    project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *args.overrides]),
+                    project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *overrides]),
                     args.batches,
                 ),
             }
             for name in "abc" if round_ % 2 == 0 else "acb":  # neither b nor c always runs right after (a)
                 n, seconds = pipelines[name]()
                 samples[name].append(n / seconds)
-            startup_overrides = [f"data.data_dir={data_dir}", md5_override, *args.overrides]
+            startup_overrides = [f"data.data_dir={data_dir}", md5_override, *overrides]
             startups.append(startup(startup_overrides, Path(tmp) / f"startup{round_}"))
-    gflops = matmul_gflops()
+    gflops = matmul_gflops(device)
     rates = {name: max(values) for name, values in samples.items()}
     rates["bound"] = gflops * 1e9 / FLOP_PER_IMAGE
     steady = steadiness(samples)
@@ -263,7 +280,8 @@ def report(
     per_round = f"{args.batches} batches" if args.batches else "one epoch"
     lines = [
         f"batch {batch_size}, {per_round} per round, best of {args.repeats} rounds; "
-        f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+        + (f", on {torch.cuda.get_device_name(args.device)}" if args.device == "cuda" else ""),
         f"{'':54}{'images/s':>10}{'s/epoch':>9}{'ms/step':>9}   (an epoch: 60,000 images)",
     ]
     labels = {

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from mlplab.data import prepare_mnist
 
@@ -69,9 +70,32 @@ def test_steadiness_and_the_busy_machine_hint():
     benchmark = runpy.run_path(str(REPO / "scripts" / "benchmark.py"))
     steady = benchmark["steadiness"]({"a": [10.0, 9.0, 8.0], "b": [100.0, 50.0, 40.0, 100.0], "c": [5.0]})
     assert steady == pytest.approx({"a": 0.9, "b": 0.75, "c": 1.0})  # b's median: (50 + 100) / 2
-    args = argparse.Namespace(batch_size=64, batches=None, repeats=4)
+    args = argparse.Namespace(batch_size=64, batches=None, repeats=4, device="cpu")
     rates = {"a": 10.0, "b": 100.0, "c": 5.0, "bound": 200.0}
     busy = benchmark["report"](args, rates, steady, 100.0, 4.0, 5.0)
     assert "median round against the best: a 0.90   b 0.75   c 1.00   (below 0.9: the machine was busy" in busy
     quiet = benchmark["report"](args, rates, {"a": 0.9, "b": 0.95, "c": 1.0}, 100.0, 4.0, 5.0)
     assert "median round against the best: a 0.90   b 0.95   c 1.00\n" in quiet
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_short_benchmark_on_the_gpu_names_it_and_trains_all_three_there(synthetic_mnist):
+    data_dir, md5 = synthetic_mnist
+    prepare_mnist(data_dir, md5)
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    command = [sys.executable, "scripts/benchmark.py", "--device", "cuda", "--batches", "3", "--repeats", "1"]
+    result = subprocess.run(
+        [*command, "--data-dir", str(data_dir), "data.val_size=200"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"on {torch.cuda.get_device_name()}" in result.stdout.splitlines()[0]
+    assert figures(rf"^\(c\) mlplab.*?\s{NUMBER}\s+{NUMBER}\s+{NUMBER}$", result.stdout)[0] > 0
+
+
+def test_asking_for_a_gpu_where_there_is_none_is_refused_in_one_line():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--device", "cuda"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and result.stderr.strip() == "--device cuda: torch sees no CUDA GPU here"
