@@ -113,9 +113,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         if cfg.ckpt_path and trainer.global_step == resumed_at:
             # Testing now would replace the run's metrics.json with one that lacks its validation results.
             raise InputError(
-                f"ckpt_path={cfg.ckpt_path}: that run had already finished (trainer.max_epochs="
-                f"{trainer.max_epochs}, trainer.max_steps={trainer.max_steps}); to train on, raise one of them, "
-                f"e.g. trainer.max_epochs={trainer.max_epochs + 5}"
+                f"ckpt_path={cfg.ckpt_path}: that run had already finished, nothing was left to train "
+                f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps={trainer.max_steps}, or its early "
+                f"stopping); to train on, raise them, e.g. trainer.max_epochs={trainer.max_epochs + 5}"
             )
         metrics = _metrics(trainer.callback_metrics)
         history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
