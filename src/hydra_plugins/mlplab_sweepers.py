@@ -30,8 +30,7 @@ def named(batch: list[list[str]], sweep: list[list[str]], config: Any) -> list[l
     values: dict[str, set[str]] = {}
     for job in sweep:
         for override in job:
-            key, _, value = override.partition("=")
-            values.setdefault(key.lstrip("+~"), set()).add(value)
+            values.setdefault(_key(override), set()).add(override.partition("=")[2])
     shared = [key for key, seen in values.items() if len(seen) == 1 and all(key in _keys(job) for job in sweep)]
     if len(shared) == len(values):  # nothing varies: the names keep every override
         return batch
@@ -41,7 +40,12 @@ def named(batch: list[list[str]], sweep: list[list[str]], config: Any) -> list[l
 
 
 def _keys(job: list[str]) -> set[str]:
-    return {override.split("=", 1)[0].lstrip("+~") for override in job}
+    return {_key(override) for override in job}
+
+
+def _key(override: str) -> str:
+    """The key an override sets: `+trainer.x=1` and `trainer.x=2` set the same one."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 class TuneThenTrain(NamedSweeper):
@@ -131,7 +135,7 @@ def _merged(*lists: list[str]) -> list[str]:
     """Overrides in order, a later one replacing an earlier one of the same key."""
     merged: dict[str, str] = {}
     for override in (o for overrides in lists for o in overrides):
-        merged[override.split("=", 1)[0].lstrip("+~")] = override
+        merged[_key(override)] = override
     return list(merged.values())
 
 
