@@ -5,13 +5,12 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.checkpoints import load_checkpoint
 from mlplab.errors import InputError
-from mlplab.preflight import preflight
+from mlplab.preflight import command_line, preflight
 
 
 def number(value: Any) -> bool:
@@ -88,9 +87,7 @@ LIST_GROUPS = ("regularization",)  # config groups whose option is a list of mem
 
 def check_group_lists() -> None:
     """A member listed twice in a list group (regularization=[l1,l1]) would be applied once, silently."""
-    if not HydraConfig.initialized():
-        return
-    for override in OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task)):
+    for override in command_line():
         members = override.value() if override.key_or_group in LIST_GROUPS else None
         if isinstance(members, list):
             twice = sorted({str(m) for m in members if members.count(m) > 1})

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -66,11 +68,16 @@ def run_scheduler(optimizer: torch.optim.Optimizer, node: DictConfig, steps: int
         scheduler.step()
 
 
-def overridden() -> set[str]:
-    """The keys set on this command line (empty outside a Hydra app)."""
+def command_line() -> list[Override]:
+    """This command line's overrides, parsed as Hydra parses them (none outside a Hydra app)."""
     if not HydraConfig.initialized():
-        return set()
-    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+        return []
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def overridden() -> set[str]:
+    """The keys set on this command line."""
+    return {override.key_or_group for override in command_line()}
 
 
 def refused(key: str, node: DictConfig, build: Callable[[DictConfig], Any], overrides: set[str]) -> Any:
