@@ -1,8 +1,9 @@
 """The lesson's math in NumPy, no autograd: activations, losses, and networks with a hand-written backward pass.
 
 Shapes are row-major, as in PyTorch: a batch X is (N, inputs), a layer computes X @ W + b with W of shape
-(inputs, outputs). That fixes the order of every product in the backward pass: where the lesson writes W·X, or a
-product without its transpose, the code below has the order that makes the shapes agree (see docs/lesson.md).
+(inputs, outputs), the layout of the lesson's §4.4 (X·W⁽¹⁾, one sample per row). That fixes the order of every
+product in the backward pass: where the lesson's backward products have their factors swapped or lack a transpose,
+and so do not multiply, the code below has the order that makes the shapes agree (see docs/lesson.md).
 Each loss is the mean over the batch, so the per-sample gradient y_hat - y becomes (y_hat - y) / N.
 """
 
@@ -81,7 +82,8 @@ def binary_cross_entropy(y_hat: np.ndarray, y: np.ndarray) -> float:
 
 
 def binary_cross_entropy_grad(y_hat: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # Times sigmoid'(z) = y_hat (1 - y_hat) this becomes the lesson's (y_hat - y) / N: the backward passes use that.
+    # Times sigmoid'(z) = y_hat (1 - y_hat) this becomes (y_hat - y) / N: the lesson's y_hat - y (§4.4) with the 1/N
+    # of the batch mean. The backward passes use that.
     return (y_hat - y) / (y_hat * (1 - y_hat)) / y_hat.size
 
 
