@@ -3,8 +3,10 @@
     python scripts/benchmark.py                    # batch 64, the lesson's recipe (about 3 minutes)
     python scripts/benchmark.py --batch-size 512   # the epoch time against the FLOP bound
     python scripts/benchmark.py --batches 20       # a quick check
+    python scripts/benchmark.py --model cnn        # another network of conf/model/ (mlp, cnn, rnn, ...)
 
-All three train the lesson's 784-512-256-10 ReLU MLP with cross-entropy and SGD (momentum 0.9, lr 0.01):
+All three train the same network, built from conf/model/<--model>.yaml (the lesson's 784-512-256-10 ReLU MLP by
+default), with cross-entropy and SGD (momentum 0.9, lr 0.01):
 
 (a) the lesson's pipeline: torchvision's MNIST dataset with per-sample ToTensor + Normalize, a DataLoader
     and a plain loop;
@@ -24,9 +26,13 @@ callback (this file's FirstStep, added by a `++callbacks.first_step` override) t
 first training batch starts, then ends the process.
 
 Extra `key=value` arguments are Hydra overrides for the project's runs, (c) and the start-up one. All three run on
---device: `--device cuda` moves (a)'s batches, (b)'s tensors and both models to the GPU, as the lesson's code does with
-`.to(device)`, adds `trainer=gpu` to the project's overrides, and times the FLOP bound's matmul there; (a) and (b)
-stay in float32 whatever `trainer.precision` says.
+--device: `--device cuda` moves (a)'s batches as they are fetched, (b)'s tensors and both models to the GPU (the usual
+`.to(device)`; the lesson's own code runs on the CPU only), adds `trainer=gpu` to the project's overrides, and times
+the FLOP bound's matmul there; (a) and (b) stay in float32 whatever `trainer.precision` says.
+
+The FLOP bound is the network's training work per image, counted by torch's FlopCounterMode on one training step
+(forward and backward; autograd skips the input's own gradient), at the rate of a large matmul: no pipeline can beat
+it, and the convolutions and recurrent steps of small networks reach far less than that rate.
 """
 
 import argparse
@@ -51,18 +57,16 @@ from typing import Any
 import torch
 import torchvision
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from lightning.pytorch import Callback, LightningModule, Trainer
 from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 from mlplab.data import MEAN, MNIST_MD5, REPO, REPO_DATA_DIR, STD, load_split, prepare_mnist
 from mlplab.training import build
 
-MULTIPLY_ADDS = 784 * 512 + 512 * 256 + 256 * 10  # per image, forward pass of the lesson's MLP
-# The usual count for training: 2 FLOP per multiply-add forward, 4 backward (the gradients of the weights
-# and of the layer inputs). Autograd skips the first layer's input gradient, so this bound is a generous one.
-FLOP_PER_IMAGE = 6 * MULTIPLY_ADDS
 EPOCH_IMAGES = 60_000  # epoch times are quoted for the whole MNIST training set, as in the lesson
 STARTUP_IMPORTS = "torch, lightning, hydra, torchvision, torchmetrics"
 
@@ -97,16 +101,25 @@ class Clock(Callback):
         self.seconds = time.perf_counter() - self.start - self.validating
 
 
-def lesson_mlp() -> nn.Module:
-    return nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
-    )
-
-
-def plain_loop(batches: Iterable[tuple[Tensor, Tensor]], limit: int | None, device: torch.device) -> tuple[int, float]:
-    """(images, seconds) of the lesson's training loop over `batches` on `device`; fetching the batches counts."""
+def network(model: DictConfig) -> nn.Module:
+    """The network of a model config, as plain torch builds it (the same layers the project trains)."""
     torch.manual_seed(0)
-    model = lesson_mlp().to(device)
+    return instantiate(model, _convert_="all")
+
+
+def flop_per_image(model: DictConfig) -> float:
+    """FLOP of one training step per image: forward and backward, as torch's FlopCounterMode counts them."""
+    images, labels = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(network(model)(images), labels).backward()
+    return counter.get_total_flops() / len(labels)
+
+
+def plain_loop(
+    batches: Iterable[tuple[Tensor, Tensor]], model: DictConfig, limit: int | None, device: torch.device
+) -> tuple[int, float]:
+    """(images, seconds) of the lesson's training loop over `batches` on `device`; fetching the batches counts."""
+    model = network(model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     images = 0
@@ -126,13 +139,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lesson_pipeline(data_dir: Path, batch_size: int, limit: int | None, device: torch.device) -> tuple[int, float]:
+def lesson_pipeline(
+    data_dir: Path, model: DictConfig, batch_size: int, limit: int | None, device: torch.device
+) -> tuple[int, float]:
     """(a): torchvision's dataset, per-sample transforms, a DataLoader."""
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     dataset = torchvision.datasets.MNIST(data_dir, train=True, transform=transform)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
-    # Each batch to the device as it is fetched, as the lesson's loop does; (b)'s tensors are there already.
-    return plain_loop(((x.to(device), y.to(device)) for x, y in loader), limit, device)
+    # Each batch to the device as it is fetched; (b)'s tensors are there already.
+    return plain_loop(((x.to(device), y.to(device)) for x, y in loader), model, limit, device)
 
 
 def tensor_batches(images: Tensor, labels: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -223,12 +238,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="rounds; the best of them counts (default 5)")
     parser.add_argument("--data-dir", type=Path, default=None, help="a folder with MNIST/raw/*-ubyte files")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where all three train (default cpu)")
+    models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
+    parser.add_argument("--model", choices=models, default="mlp", help="the network all three train (default mlp)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project's runs (key=value)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA GPU here")
-    overrides = ["trainer=gpu", *args.overrides] if device.type == "cuda" else args.overrides
+    overrides = [f"model={args.model}", *(["trainer=gpu"] if device.type == "cuda" else []), *args.overrides]
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # Lightning's device and model reports
 
     data_dir, md5 = data_files(args.data_dir)
@@ -239,14 +256,13 @@ def main() -> None:
     startups: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeats):
+            cfg = project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *overrides])
             pipelines = {
-                "a": partial(lesson_pipeline, data_dir, args.batch_size, args.batches, device),
-                "b": partial(plain_loop, tensor_batches(images, labels, args.batch_size), args.batches, device),
-                "c": partial(
-                    project_path,
-                    project_config(data_dir, md5, Path(tmp) / f"c{round_}", [*project, *overrides]),
-                    args.batches,
+                "a": partial(lesson_pipeline, data_dir, cfg.model, args.batch_size, args.batches, device),
+                "b": partial(
+                    plain_loop, tensor_batches(images, labels, args.batch_size), cfg.model, args.batches, device
                 ),
+                "c": partial(project_path, cfg, args.batches),
             }
             for name in "abc" if round_ % 2 == 0 else "acb":  # neither b nor c always runs right after (a)
                 n, seconds = pipelines[name]()
@@ -255,7 +271,7 @@ def main() -> None:
             startups.append(startup(startup_overrides, Path(tmp) / f"startup{round_}"))
     gflops = matmul_gflops(device)
     rates = {name: max(values) for name, values in samples.items()}
-    rates["bound"] = gflops * 1e9 / FLOP_PER_IMAGE
+    rates["bound"] = gflops * 1e9 / flop_per_image(cfg.model)
     steady = steadiness(samples)
     bare, train = min(s[0] for s in startups), min(s[1] for s in startups)
 
@@ -279,7 +295,7 @@ def report(
     batch_size = args.batch_size
     per_round = f"{args.batches} batches" if args.batches else "one epoch"
     lines = [
-        f"batch {batch_size}, {per_round} per round, best of {args.repeats} rounds; "
+        f"model={args.model}, batch {batch_size}, {per_round} per round, best of {args.repeats} rounds; "
         f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}"
         + (f", on {torch.cuda.get_device_name(args.device)}" if args.device == "cuda" else ""),
         f"{'':54}{'images/s':>10}{'s/epoch':>9}{'ms/step':>9}   (an epoch: 60,000 images)",

@@ -71,7 +71,10 @@ def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
         "momentum": 0.9,
         "weight_decay": 0.0,
         "loss": "CrossEntropyLoss",
+        "model": "MLP",  # then the model's own arguments
+        "input_dim": 784,
         "hidden_dims": "64-32",
+        "num_classes": 10,
         "activation": "relu",
         "dropout": 0.2,
         "batch_norm": "off",
@@ -141,7 +144,7 @@ def test_a_resumed_run_shows_the_session_of_its_real_end(synthetic_mnist, tmp_pa
 
 def test_images_show_confusion_matrices_and_misclassified_digits(run):
     _, metrics, events = run
-    images = {"val/confusion_matrix", "test/confusion_matrix", "test/misclassified", "weights/fc1_tiles"}
+    images = {"val/confusion_matrix", "test/confusion_matrix", "test/misclassified", "weights/first_layer"}
     assert set(events.Tags()["images"]) == images
     assert [image.step for image in events.Images("val/confusion_matrix")] == EPOCH_ENDS
     [confusion] = events.Images("test/confusion_matrix")
@@ -153,12 +156,11 @@ def test_images_show_confusion_matrices_and_misclassified_digits(run):
     assert wrong > 0 and (grid.width, grid.height) == (8 * 92, 32 + rows * 108)
 
 
-def test_histograms_of_each_linear_layers_weights_and_gradients(run):
+def test_histograms_of_each_weight_and_its_gradients(run):
     _, _, events = run
-    layers = ("fc1", "fc2", "fc3")
-    tags = {f"{kind}/{layer}" for kind in ("weights", "gradients") for layer in layers}
+    sizes = {"layers.1.weight": 784 * 64, "layers.4.weight": 64 * 32, "layers.7.weight": 32 * 10}  # with dropout
+    tags = {f"{kind}/{layer}" for kind in ("weights", "gradients") for layer in sizes}
     assert set(events.Tags()["histograms"]) == tags
-    sizes = {"fc1": 784 * 64, "fc2": 64 * 32, "fc3": 32 * 10}
     for tag in tags:
         epochs = events.Histograms(tag)
         assert [event.step for event in epochs] == EPOCH_ENDS
@@ -218,7 +220,7 @@ def test_tensorboard_serves_the_run(run, tmp_path):
         [*_, (_, step, value)] = get(base + "data/plugin/scalars/scalars?" + query)
         assert step == EPOCH_ENDS[-1] and value == pytest.approx(metrics["test/acc"])
         assert "test/misclassified" in get(base + "data/plugin/images/tags")["sgd_cosine"]
-        assert "gradients/fc1" in get(base + "data/plugin/histograms/tags")["sgd_cosine"]
+        assert "gradients/layers.1.weight" in get(base + "data/plugin/histograms/tags")["sgd_cosine"]
         experiment = get(base + "data/plugin/hparams/experiment", {"experimentName": ""})
         assert {info["name"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "hidden_dims", "seed"}
     assert (tmp_path / ".tensorboard-info").is_dir()
@@ -226,7 +228,7 @@ def test_tensorboard_serves_the_run(run, tmp_path):
 
 def test_the_mapping_is_visible_first_layer_tiles_and_dead_units(run):
     run_dir, _, events = run
-    tiles = events.Images("weights/fc1_tiles")
+    tiles = events.Images("weights/first_layer")
     assert [event.step for event in tiles] == EPOCH_ENDS  # every validation epoch
     # 64 hidden units (the synthetic runs' first layer) in 8 columns of 56 px tiles, 2 px apart.
     assert (tiles[-1].width, tiles[-1].height) == (8 * 58, 8 * 58)
@@ -236,8 +238,8 @@ def test_the_mapping_is_visible_first_layer_tiles_and_dead_units(run):
 
 
 def test_weight_tiles_show_each_units_weights_scaled_to_its_own_largest():
-    weight = torch.zeros(3, 784)
-    weight[0, 0], weight[1, 0], weight[2, 0] = 2.0, -0.5, 0.0  # excites, inhibits, nothing
+    weight = torch.zeros(3, 28, 28)
+    weight[0, 0, 0], weight[1, 0, 0], weight[2, 0, 0] = 2.0, -0.5, 0.0  # excites, inhibits, nothing
     image = weight_tiles(weight, count=3, columns=2)
     assert image.shape == (2 * 58, 2 * 58) and image.dtype == np.uint8
     assert image[0, 0] == 255 and image[0, 58] == 0 and image[58, 0] == 127  # top-left pixel of each tile
@@ -256,3 +258,32 @@ def test_dead_units_count_those_that_never_fire_on_the_validation_set(synthetic_
     events.Reload()
     [dead] = events.Scalars("val/dead_units/1")
     assert dead.value >= 0.5  # the 32 killed of 64, and any that died in training
+
+
+def test_a_small_filter_is_enlarged_to_a_visible_tile():
+    filters = torch.zeros(6, 5, 5)
+    filters[:, 0, 0] = 1.0  # each filter's top-left weight excites
+    image = weight_tiles(filters, count=6, columns=8)
+    # 5 px enlarged 11 times (55 px) with a 2 px gap; 8 columns, the last two white.
+    assert image.shape == (57, 8 * 57)
+    assert image[0, 0] == image[10, 10] == 255 and image[11, 11] == 127 and image[20, 6 * 57 + 20] == 255
+
+
+def test_dead_channels_of_a_convolution_count_per_channel(synthetic_mnist, tmp_path):
+    class KillChannels(Callback):  # 3 of the first convolution's 6 channels get a bias no image can overcome
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            with torch.no_grad():
+                module.net.features[0].bias[:3] = -1e6
+
+    cfg = compose_train([*SYNTHETIC, "model=cnn", "trainer.max_epochs=1"], tmp_path / "run", synthetic_mnist)
+    train(cfg, callbacks=[KillChannels()])
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    # Per channel, not per pixel: 3 of 6 channels never fire; a live channel fires somewhere on some image.
+    assert events.Scalars("val/dead_units/1")[0].value == 0.5
+    # Two convolution stages and two dense layers: four layers of units.
+    assert {tag for tag in events.Tags()["scalars"] if tag.startswith("val/dead_units/")} == {
+        f"val/dead_units/{n}" for n in (1, 2, 3, 4)
+    }
+    [tiles] = events.Images("weights/first_layer")
+    assert (tiles.width, tiles.height) == (8 * 57, 57)  # six 5 x 5 filters, enlarged, in one row of 8

@@ -10,10 +10,11 @@ from mlplab.data import TensorLoader
 from mlplab.errors import InputError
 from mlplab.execution import Executions, Plan
 from mlplab.losses import SoftmaxMSELoss
-from mlplab.model import ACTIVATIONS, MLP
+from mlplab.models.mlp import MLP
+from mlplab.models.network import ACTIVATIONS
 from mlplab.module import Classifier
 
-MODEL = {"_target_": "mlplab.model.MLP", "hidden_dims": [3, 2], "batch_norm": True}
+MODEL = {"_target_": "mlplab.models.mlp.MLP", "hidden_dims": [3, 2], "batch_norm": True}
 LOSS = {"_target_": "torch.nn.CrossEntropyLoss"}
 OPTIMIZER = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 

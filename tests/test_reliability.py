@@ -63,7 +63,7 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
 
 
 BAD_INPUT = [
-    (["optimizer=foo"], r"optimizer=foo: unknown option; choose one of adam, adamw, momentum, rmsprop, sgd"),
+    (["optimizer=foo"], r"optimizer=foo: unknown option; choose one of adam, adamw, momentum, nadam, rmsprop, sgd"),
     (["optimizer.lr=-0.1"], r"optimizer.lr=-0.1: must be a number > 0"),
     (["optimizer.lr=0"], r"optimizer.lr=0: must be a number > 0"),
     (["model.dropout=1.0"], r"model.dropout=1.0: must be in \[0, 1\)"),

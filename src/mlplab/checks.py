@@ -21,8 +21,8 @@ def integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# Model values (activation, hidden sizes, dropout) are checked by mlplab.model.MLP itself, and the
-# validation size by the datamodule, which knows how many training images there are.
+# Model values (activation, layer sizes, dropout) are checked by the network itself (mlplab.models), built by the
+# preflight, and the validation size by the datamodule, which knows how many training images there are.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optimizer.lr", lambda v: number(v) and v > 0, "a number > 0"),
     ("data.batch_size", lambda v: integer(v) and v >= 1, "an integer >= 1"),

@@ -35,14 +35,15 @@ class Dashboards(Callback):
     """Writes what TensorBoard shows beyond the logged scalars; does nothing when the run has no TensorBoardLogger.
 
     - at the start, with `graph`: the network, traced from the module's example_input_array (Graphs tab)
-    - every epoch, with `histograms`: each Linear layer's weights (`weights/fc1`, ...) and gradients
-      (`gradients/fc1`, ...) after the epoch's last training batch
+    - every epoch, with `histograms`: the network's weights (`weights/<parameter>`, what `Network.weights` names)
+      and their gradients (`gradients/<parameter>`) after the epoch's last training batch
     - every validation epoch: `val/confusion_matrix`
     - after testing: `test/confusion_matrix`, and `test/misclassified`: up to `misclassified` wrongly classified
       test digits labelled with prediction and truth (0: none)
-    - the mapping itself, every validation epoch: `weights/fc1_tiles`, the first layer's weights of up to
-      `weight_tiles` hidden units as 28 x 28 images (what each unit responds to; 0: none), and per hidden ReLU
-      layer `val/dead_units/<n>`, the fraction of its units that never fire on the validation set
+    - the mapping itself, every validation epoch: `weights/first_layer`, up to `weight_tiles` of the first
+      layer's weight images (`Network.first_layer_images`: what each unit responds to; 0: none), and per layer of
+      `Network.unit_layers` `val/dead_units/<n>`, the fraction of its units (or channels) that never fire on the
+      validation set
     """
 
     def __init__(
@@ -73,22 +74,22 @@ class Dashboards(Callback):
         if self.logger is None or not self.histograms or not trainer.is_last_batch:
             return
         experiment, step = self.logger.experiment, trainer.global_step
-        linears = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
-        for number, linear in enumerate(linears, start=1):
+        for name, weight in module.net.weights().items():
             # 64 even bins: TensorBoard's default of ~1,500 uneven ones takes 8 times as long for the same plot.
-            experiment.add_histogram(f"weights/fc{number}", linear.weight, step, bins=64)
-            if linear.weight.grad is not None:  # a frozen layer has none
-                experiment.add_histogram(f"gradients/fc{number}", linear.weight.grad, step, bins=64)
+            experiment.add_histogram(f"weights/{name}", weight, step, bins=64)
+            if weight.grad is not None:  # a frozen layer has none
+                experiment.add_histogram(f"gradients/{name}", weight.grad, step, bins=64)
 
     def on_validation_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
         if self.logger is not None and not trainer.sanity_checking:
             self.fired = {}
-            relus = [m for m in module.net.modules() if isinstance(m, nn.ReLU)]
-            self.hooks = [relu.register_forward_hook(partial(self._fired, n)) for n, relu in enumerate(relus, 1)]
+            layers = enumerate(module.net.unit_layers(), start=1)
+            self.hooks = [layer.register_forward_hook(partial(self._fired, n)) for n, layer in layers]
 
-    def _fired(self, layer: int, relu: nn.Module, inputs: Any, output: Tensor) -> None:
-        fired = (output > 0).any(dim=0)
+    def _fired(self, layer: int, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        # A unit, or a convolution's channel, fires if it is positive for some image (at some place).
+        fired = (output > 0).transpose(0, 1).flatten(1).any(dim=1)
         self.fired[layer] = fired if layer not in self.fired else self.fired[layer] | fired
 
     def on_validation_batch_end(
@@ -108,11 +109,9 @@ class Dashboards(Callback):
         self.hooks = []
         for layer, fired in self.fired.items():
             experiment.add_scalar(f"val/dead_units/{layer}", 1 - fired.float().mean().item(), step)
-        first = next(m for m in module.net.modules() if isinstance(m, nn.Linear))
-        if self.weight_tiles and first.in_features == 28 * 28:
-            experiment.add_image(
-                "weights/fc1_tiles", weight_tiles(first.weight, self.weight_tiles), step, dataformats="HW"
-            )
+        images = module.net.first_layer_images() if self.weight_tiles else None
+        if images is not None:
+            experiment.add_image("weights/first_layer", weight_tiles(images, self.weight_tiles), step, dataformats="HW")
 
     def on_test_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         self.matrix.reset()
@@ -181,22 +180,29 @@ def confusion_image(counts: Tensor, title: str) -> np.ndarray:
     return np.asarray(image)
 
 
-TILE_SCALE, TILE_GAP = 2, 2  # weight tiles: 28 px shown as 56, 2 px apart
+TILE_SIDE, TILE_GAP = 56, 2  # weight tiles: a small image enlarged to about 56 px (a 28 x 28 one twice), 2 px apart
 
 
-def weight_tiles(weight: Tensor, count: int, columns: int = 8) -> np.ndarray:
-    """The first `count` hidden units' input weights, each as a 28 x 28 grayscale tile scaled to its own largest
-    magnitude: mid-gray is 0, white pixels excite the unit, black ones inhibit it."""
-    units = weight.detach()[:count].float().cpu().reshape(-1, 28, 28).numpy()
+def weight_tiles(images: Tensor, count: int, columns: int = 8) -> np.ndarray:
+    """The first `count` weight images, each a grayscale tile scaled to its own largest magnitude: mid-gray is 0,
+    white pixels excite the unit, black ones inhibit it."""
+    units = images.detach()[:count].float().cpu().numpy()
     scale = np.abs(units).max(axis=(1, 2), keepdims=True)
     tiles = 0.5 + 0.5 * units / np.where(scale > 0, scale, 1)
+    enlarge = max(1, TILE_SIDE // max(tiles.shape[1:]))  # a 5 x 5 filter is 11 times larger, 28 x 28 twice
+    tiles = tiles.repeat(enlarge, axis=1).repeat(enlarge, axis=2)
+    laid = mosaic(tiles, columns, ((0, TILE_GAP), (0, TILE_GAP)), fill=1)  # white fills the last row
+    return (255 * laid).astype(np.uint8)
+
+
+def mosaic(tiles: np.ndarray, columns: int, margins: tuple[tuple[int, int], ...], fill: float) -> np.ndarray:
+    """Equal (H, W) tiles laid out in rows of `columns`, each framed by `margins` ((top, bottom), (left, right)
+    pixels) of `fill`, which also fills the last row's missing tiles."""
     rows = math.ceil(len(tiles) / columns)
-    tiles = np.concatenate([tiles, np.ones((rows * columns - len(tiles), 28, 28))])  # white fills the last row
-    tiles = tiles.repeat(TILE_SCALE, axis=1).repeat(TILE_SCALE, axis=2)
-    tiles = np.pad(tiles, ((0, 0), (0, TILE_GAP), (0, TILE_GAP)), constant_values=1)
+    tiles = np.concatenate([tiles, np.full((rows * columns - len(tiles), *tiles.shape[1:]), fill)])
+    tiles = np.pad(tiles, ((0, 0), *margins), constant_values=fill)
     height, width = tiles.shape[1:]
-    mosaic = tiles.reshape(rows, columns, height, width).swapaxes(1, 2).reshape(rows * height, columns * width)
-    return (255 * mosaic).astype(np.uint8)
+    return tiles.reshape(rows, columns, height, width).swapaxes(1, 2).reshape(rows * height, columns * width)
 
 
 SCALE, LABEL, GAP, TITLE = 3, 20, 4, 32  # misclassified digits: 28 px shown as 84, under a label; in pixels
@@ -204,15 +210,12 @@ SCALE, LABEL, GAP, TITLE = 3, 20, 4, 32  # misclassified digits: 28 px shown as 
 
 def misclassified_image(images: Tensor, predicted: Tensor, labels: Tensor, columns: int = 8) -> np.ndarray:
     """Wrongly classified digits as a grayscale image, each under a label with the network's answer and the truth."""
-    rows = math.ceil(len(images) / columns)
-    tiles = np.zeros((rows * columns, 28, 28))  # blank tiles complete the last row
-    tiles[: len(images)] = images[:, 0].numpy() * STD + MEAN  # undo the normalization: ink in [0, 1]
+    tiles = images[:, 0].numpy() * STD + MEAN  # undo the normalization: ink in [0, 1]
     tiles = tiles.repeat(SCALE, axis=1).repeat(SCALE, axis=2)
-    tiles = np.pad(tiles, ((0, 0), (LABEL, GAP), (GAP, GAP)))  # the label's strip above, a gap on the other sides
-    height, width = tiles.shape[1:]
-    mosaic = tiles.reshape(rows, columns, height, width).swapaxes(1, 2).reshape(rows * height, columns * width)
+    laid = mosaic(tiles, columns, ((LABEL, GAP), (GAP, GAP)), fill=0)  # the label's strip above each digit
+    rows, height, width = math.ceil(len(images) / columns), tiles.shape[1] + LABEL + GAP, tiles.shape[2] + 2 * GAP
     image = Image.new("L", (columns * width, TITLE + rows * height), 255)
-    image.paste(Image.fromarray((255 * (1 - mosaic.clip(0, 1))).astype(np.uint8)), (0, TITLE))  # black ink
+    image.paste(Image.fromarray((255 * (1 - laid.clip(0, 1))).astype(np.uint8)), (0, TITLE))  # black ink
     draw = ImageDraw.Draw(image)
     title = "Misclassified test digits: prediction (truth)"
     draw.text((image.width / 2, TITLE / 2), title, fill=0, font=font(15), anchor="mm")
@@ -227,13 +230,21 @@ def class_name(target: str) -> str:
     return target.rsplit(".", 1)[-1]
 
 
+def readable(value: Any) -> Any:
+    """A config value as one HParams cell: a list as 512-256, a bool as on/off (TensorBoard shows it as 0 or 1)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if OmegaConf.is_list(value) or isinstance(value, list):
+        return "-".join(str(item) for item in value)
+    return value
+
+
 def run_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's choices as flat, readable values: one column each in TensorBoard's HParams tab.
 
     Every run has every key: TensorBoard takes the columns of a whole sweep from one of its runs.
     """
-    optimizer, model, scheduler = cfg.optimizer, cfg.model, cfg.scheduler
-    on_off = {True: "on", False: "off"}  # TensorBoard would show a bool as 0 or 1
+    optimizer, scheduler = cfg.optimizer, cfg.scheduler
     return {
         "optimizer": class_name(optimizer["_target_"]),
         "lr": optimizer.lr,
@@ -241,13 +252,12 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
         "momentum": optimizer.get("momentum", optimizer.get("betas", [0.0])[0]),
         "weight_decay": optimizer.get("weight_decay", 0.0),
         "loss": class_name(cfg.loss["_target_"]),
-        "hidden_dims": "-".join(str(width) for width in model.hidden_dims),
-        "activation": model.activation,
-        "dropout": model.dropout,
-        "batch_norm": on_off[bool(model.batch_norm)],
+        "model": class_name(cfg.model["_target_"]),
+        # The model's own arguments, whatever they are: a sweep over models has the columns of all of them.
+        **{key: readable(value) for key, value in cfg.model.items() if key != "_target_"},
         "l1": cfg.regularization.l1,
         "l2": cfg.regularization.l2,
-        "early_stopping": on_off[bool(cfg.callbacks.get("early_stopping"))],
+        "early_stopping": readable(bool(cfg.callbacks.get("early_stopping"))),
         "batch_size": cfg.data.batch_size,
         "scheduler": class_name(scheduler.scheduler["_target_"]) if scheduler else "none",
         "seed": cfg.seed,
@@ -297,7 +307,8 @@ def sweep_hparams(sweep_dir: Path) -> None:
     for path in runs:
         for name, value in {**run_hparams(OmegaConf.load(path)), "status": read_metrics(path.parent)["status"]}.items():
             values.setdefault(name, []).append(value)
-    varying = [name for name, seen in values.items() if len(set(seen)) > 1]
+    # A column varies if its runs differ, or if only some runs have it (a model's own argument, in a model sweep).
+    varying = [name for name, seen in values.items() if len(set(seen)) > 1 or len(seen) < len(runs)]
     order = [*varying, *(name for name in values if name not in varying)]
     summary = hp.hparams_config_pb([hp.HParam(name) for name in order], [hp.Metric(name) for name in REPORTED_METRICS])
     content = HParamsPluginData.FromString(summary.value[0].metadata.plugin_data.content)

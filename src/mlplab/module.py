@@ -11,6 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mlplab.data import Batch
 from mlplab.execution import MultiStepModule
+from mlplab.models.network import Network
 
 
 class Classifier(MultiStepModule):
@@ -31,8 +32,8 @@ class Classifier(MultiStepModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.net = instantiate(model)
-        self.criterion = instantiate(loss)
+        self.net: Network = instantiate(model, _convert_="all")
+        self.criterion = instantiate(loss, _convert_="all")
         classes = self.net.num_classes
         self.eval_acc = nn.ModuleDict({s: MulticlassAccuracy(classes, average="micro") for s in ("val", "test")})
         self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
@@ -46,10 +47,10 @@ class Classifier(MultiStepModule):
         return self.net(x)
 
     def penalties(self) -> dict[str, Tensor]:
-        """The L1 and L2 terms that are switched on, over Linear weights only (no biases, no batch norm)."""
+        """The L1 and L2 terms that are switched on, over the network's weights (no biases, no normalization)."""
         if not (self.hparams.l1 or self.hparams.l2):
             return {}
-        weights = [m.weight for m in self.net.modules() if isinstance(m, nn.Linear)]
+        weights = self.net.weights().values()
         terms = {}
         if self.hparams.l1:
             terms["l1_penalty"] = self.hparams.l1 * sum(w.abs().sum() for w in weights)
@@ -100,11 +101,13 @@ class Classifier(MultiStepModule):
         self.log_dict(self._eval_epoch_end("test"), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        # Plain values ("all"): an optimizer holds its arguments (NAdam's betas), and its state goes into checkpoints,
+        # which weights_only loading refuses to read back with OmegaConf containers in them.
+        optimizer = instantiate(self.hparams.optimizer, _convert_="all")(self.parameters())
         if not self.hparams.scheduler:
             return optimizer
         config = dict(self.hparams.scheduler)
-        make_scheduler = instantiate(config.pop("scheduler"))
+        make_scheduler = instantiate(config.pop("scheduler"), _convert_="all")
         # A null total_steps (OneCycleLR) means: every optimizer step of this run.
         if "total_steps" in make_scheduler.keywords and make_scheduler.keywords["total_steps"] is None:
             make_scheduler = partial(make_scheduler, total_steps=self.total_steps())

@@ -1,6 +1,6 @@
-"""Values that only the libraries know to be wrong, found before training: the optimizer, the scheduler and the
-trainer are built once on a stand-in, and a refusal is reported by the config key that caused it; the network's
-memory is estimated against what the machine has.
+"""Values that only the libraries know to be wrong, found before training: the network (on the meta device, without
+memory), the loss, the optimizer, the scheduler and the trainer are built once on stand-ins, and a refusal is
+reported by the config key that caused it; the network's memory is estimated against what the machine has.
 
 One mechanism for every argument: the key to blame is the one whose reset to the library's default (or, for an
 argument without a default, the one the command line set) makes the object build.
@@ -25,14 +25,16 @@ from mlplab.errors import InputError, one_line
 
 BYTES_PER_VALUE = 4  # float32
 # Values kept per weight: the weight, its gradient, and the optimizer's state (momentum, Adam's two moments).
-STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2}
+STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2, "NAdam": 2}
 
 
 def preflight(cfg: DictConfig) -> None:
     """Raise InputError for a value that a library would refuse once training had started, or for a network that
     cannot fit in memory."""
-    check_memory(cfg)
     keys = overridden()
+    net = refused("model", cfg.model, build_network, keys)
+    refused("loss", cfg.loss, partial(run_loss, net.num_classes), keys)
+    check_memory(cfg, net, keys)
     optimizer = refused("optimizer", cfg.optimizer, build_optimizer, keys)
     if cfg.scheduler:
         refused("scheduler.scheduler", cfg.scheduler.scheduler, partial(run_scheduler, optimizer), keys)
@@ -50,6 +52,17 @@ def build_trainer(steps_per_execution: int, node: DictConfig) -> None:
         instantiate(arguments, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     finally:
         quiet.setLevel(level)
+
+
+def build_network(node: DictConfig) -> torch.nn.Module:
+    """The network with its parameters on the meta device: its own checks run, no memory is taken."""
+    with torch.device("meta"):
+        return instantiate(node, _convert_="all")
+
+
+def run_loss(num_classes: int, node: DictConfig) -> None:
+    """The loss built and computed once on stand-in logits: some arguments (label_smoothing) fail only then."""
+    instantiate(node, _convert_="all")(torch.zeros(2, num_classes), torch.arange(2) % num_classes)
 
 
 def build_optimizer(node: DictConfig) -> torch.optim.Optimizer:
@@ -90,6 +103,8 @@ def refused(key: str, node: DictConfig, build: Callable[[DictConfig], Any], over
         target = node.get("_target_", key)
         if isinstance(error, InstantiationException) and error.__cause__:  # Hydra's wrapper: the library's own
             error = error.__cause__
+        if isinstance(error, InputError):  # a network's own check names its key already
+            raise error from None
         reason = one_line(f"{type(error).__name__}: {error}" if isinstance(error, ZeroDivisionError) else str(error))
         culprit = _culprit(node, build, {o.removeprefix(f"{key}.") for o in overrides if o.startswith(f"{key}.")})
         if culprit is None:
@@ -107,6 +122,10 @@ def _culprit(node: DictConfig, build: Callable[[DictConfig], Any], overrides: se
     defaults = {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
     # The keys set on this command line first: of two that would each fix it, blame the one the user chose.
     arguments = sorted((str(n) for n in node if not str(n).startswith("_")), key=lambda n: n not in overrides)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [name for name in arguments if name not in signature.parameters and not takes_any]
+    if unknown:  # an argument the target does not have at all
+        return unknown[0]
     for name in arguments:
         if name not in defaults or node[name] == defaults[name]:
             continue
@@ -133,29 +152,52 @@ def available_memory(accelerator: str) -> tuple[int, str]:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
 
 
-def check_memory(cfg: DictConfig) -> None:
+def check_memory(cfg: DictConfig, net: torch.nn.Module, overrides: set[str]) -> None:
     """A network, or a batch of its activations, too large for this machine: refused before it is allocated."""
-    hidden = cfg.model.hidden_dims
-    if not (OmegaConf.is_list(hidden) and all(isinstance(d, int) for d in hidden)):
-        return  # the model's own check names what is wrong with it
-    widths = [cfg.model.get("input_dim", 784), *hidden, cfg.model.get("num_classes", 10)]
-    weights = sum((w_in + 1) * w_out for w_in, w_out in zip(widths, widths[1:], strict=False))
+    weights = sum(parameter.numel() for parameter in net.parameters())
     optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
     state = STATE_PER_WEIGHT.get(optimizer, 2) + 1  # the gradient too
     batch_key = max(("data.batch_size", "data.eval_batch_size"), key=lambda key: OmegaConf.select(cfg, key))
     batch = OmegaConf.select(cfg, batch_key)
-    activations = 3 * batch * sum(widths)  # each layer's output, its gradient, and the activation's copy
-    needed = BYTES_PER_VALUE * ((1 + state) * weights + activations)
+    # Each layer's output, its gradient, and what the layer keeps for its backward pass.
+    activations = 3 * activations_per_image(net)
+    needed = BYTES_PER_VALUE * ((1 + state) * weights + batch * activations)
     available, where = available_memory(cfg.trainer.get("accelerator", "auto"))
     if needed > available:
-        # The batch is to blame only if a batch of one image would fit.
-        alone = BYTES_PER_VALUE * ((1 + state) * weights + 3 * sum(widths))
-        biggest = "model.hidden_dims" if alone > available else batch_key
+        # The batch is to blame only if a batch of one image would fit; else the model key the user set.
+        alone = BYTES_PER_VALUE * ((1 + state) * weights + activations)
+        model_keys = [key for key in overrides if key.startswith("model.")] or ["model"]
+        biggest = sorted(model_keys)[0] if alone > available else batch_key
+        value = OmegaConf.select(cfg, biggest) if biggest != "model" else cfg.model._target_
         raise InputError(
-            f"{biggest}={OmegaConf.select(cfg, biggest)}: this network needs about {_size(needed)} "
+            f"{biggest}={value}: this network needs about {_size(needed)} "
             f"({weights:,} weights with their gradients and {optimizer} state, and a batch of activations), "
             f"but {_size(available)} of {where} here; use smaller layers or batches"
         )
+
+
+def activations_per_image(net: torch.nn.Module) -> int:
+    """How many values the layers output for one image: a forward pass on the meta device, counted by hooks."""
+    counted = [0]
+
+    def count(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        counted[0] += sum(leaf.numel() for leaf in _tensors(output))
+
+    leaves = [module for module in net.modules() if not list(module.children())]
+    hooks = [leaf.register_forward_hook(count) for leaf in leaves]
+    try:
+        net(torch.zeros(2, 1, 28, 28, device="meta"))  # two images: batch norm refuses one in training mode
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return counted[0] // 2
+
+
+def _tensors(output: Any) -> list[torch.Tensor]:
+    # A recurrent layer returns (outputs, state), an LSTM's state is a pair itself.
+    if isinstance(output, torch.Tensor):
+        return [output]
+    return [leaf for item in output for leaf in _tensors(item)] if isinstance(output, tuple | list) else []
 
 
 def _size(count: int) -> str:
