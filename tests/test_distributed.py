@@ -22,8 +22,9 @@ def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
-def test_ddp_run_matches_one_process_with_the_same_global_batch(synthetic_mnist, tmp_path):
-    data = data_overrides(synthetic_mnist)
+@pytest.mark.parametrize("model", ["mlp", "cnn", "rnn"])
+def test_ddp_run_matches_one_process_with_the_same_global_batch(synthetic_mnist, tmp_path, model):
+    data = [*data_overrides(synthetic_mnist), f"model={model}"]
     # 2 processes x 25 images: the very batches of one process x 50 (each rank takes every other image).
     ddp_args = ["trainer=ddp_cpu", "data.batch_size=25", "logger=tensorboard", f"hydra.run.dir={tmp_path / 'ddp'}"]
     ddp = train(*RUN, *data, *ddp_args, cwd=tmp_path)

@@ -92,10 +92,19 @@ def test_a_search_writes_its_study_results_and_best_configuration(study):
     best_yaml = (folder / "best.yaml").read_text()
     assert best_yaml.startswith("# @package _global_\n")
     config = OmegaConf.create(best_yaml)
-    assert config.defaults == [{"override /logger": "none"}, {"override /optimizer": best.params["optimizer"]}]
+    assert config.defaults == [
+        {"override /logger": "none"},
+        {"override /optimizer": best.params["optimizer"]},
+        {"override /model": "search_mlp"},  # the model keys in a model config of their own, not the experiment's
+    ]
     assert config.optimizer.lr == float(f"{best.params['optimizer.lr']:.3g}")
-    assert config.model.hidden_dims == [64, 32] and config.trainer.max_epochs == 2
+    assert "model" not in config and config.trainer.max_epochs == 2
     assert (study.conf / "experiment" / "search_mlp.yaml").read_text() == best_yaml
+    model_yaml = (folder / "best_model.yaml").read_text()
+    model = OmegaConf.create(model_yaml)
+    assert model.defaults == ["mlp", "_self_"] and model.hidden_dims == [64, 32]
+    assert model.dropout == float(f"{best.params['model.dropout']:.3g}")
+    assert (study.conf / "model" / "search_mlp.yaml").read_text() == model_yaml
     assert "train it: python src/train.py experiment=search_mlp" in first.stdout
 
 

@@ -368,7 +368,11 @@ class PruneOnValidation(Callback):
 
 
 def write_best(study: optuna.Study, cfg: DictConfig) -> Path:
-    """The best trial as best.yaml in the study folder and as an experiment config; returns the experiment file."""
+    """The best trial as best.yaml in the study folder and as an experiment config; returns the experiment file.
+
+    An experiment sets no model keys (they belong to one architecture): the trial's model values become a model
+    config of their own, search_<study_name> in the model group beside the experiment folder, which the experiment
+    selects (best_model.yaml in the study folder)."""
     settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
     best = study.best_trial
     name = f"search_{settings.study_name}"
@@ -377,26 +381,43 @@ def write_best(study: optuna.Study, cfg: DictConfig) -> Path:
         f"trial {best.number} of {len(counted(study))}, {settings.metric} {best.value:.4f}.",
         f"Train it: python src/train.py experiment={name}  (command-line values still win, e.g. trainer.max_epochs=20)",
     ]
-    text = experiment_yaml(best.user_attrs["overrides"], set(HydraConfig.get().runtime.choices), header)
-    (study_dir / "best.yaml").write_text(text)
+    choices = HydraConfig.get().runtime.choices
+    experiment, model = best_configs(best.user_attrs["overrides"], set(choices), choices["model"], name, header)
     experiment_dir = Path(settings.experiment_dir) if settings.experiment_dir else REPO / "conf" / "experiment"
-    experiment_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(study_dir / "best.yaml", experiment_dir / f"{name}.yaml")
+    for text, saved, group_dir in ((experiment, "best.yaml", experiment_dir), (model, "best_model.yaml", None)):
+        if text is None:
+            continue
+        (study_dir / saved).write_text(text)
+        folder = group_dir or experiment_dir.parent / "model"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(study_dir / saved, folder / f"{name}.yaml")
     return experiment_dir / f"{name}.yaml"
 
 
-def experiment_yaml(overrides: list[str], groups: set[str], header: list[str]) -> str:
-    """An experiment config, like conf/experiment/lesson.yaml, that sets what these overrides set."""
+def best_configs(
+    overrides: list[str], groups: set[str], model: str, name: str, header: list[str]
+) -> tuple[str, str | None]:
+    """(an experiment config like conf/experiment/lesson.yaml, a model config or None) that set what these
+    overrides set: the model keys in the model config, on top of the model the trial used."""
     defaults: list[Any] = []
-    values = OmegaConf.create()
+    values, model_values = OmegaConf.create(), OmegaConf.create()
     for override in OverridesParser.create().parse_overrides(overrides):
         key, value = override.key_or_group, override.value()
         if key == "experiment":  # the recipe the trial started from: this file's values come on top of it
             defaults.insert(0, value)
+        elif key == "model":
+            model = value
         elif key in groups:
             defaults.append({f"override /{key}": value})
+        elif key.startswith("model."):
+            OmegaConf.update(model_values, key.removeprefix("model."), value, force_add=True)
         else:
             OmegaConf.update(values, key, value, force_add=True)
-    document = OmegaConf.merge({"defaults": defaults} if defaults else {}, values)
     comments = "".join(f"# {line}\n" for line in header)
-    return f"# @package _global_\n{comments}{OmegaConf.to_yaml(document)}"
+    model_yaml = None
+    if model_values:
+        model_yaml = comments + OmegaConf.to_yaml(OmegaConf.merge({"defaults": [model, "_self_"]}, model_values))
+        model = name
+    defaults.append({"override /model": model})
+    document = OmegaConf.merge({"defaults": defaults}, values)
+    return f"# @package _global_\n{comments}{OmegaConf.to_yaml(document)}", model_yaml
