@@ -264,9 +264,9 @@ def test_a_small_filter_is_enlarged_to_a_visible_tile():
     filters = torch.zeros(6, 5, 5)
     filters[:, 0, 0] = 1.0  # each filter's top-left weight excites
     image = weight_tiles(filters, count=6, columns=8)
-    # 5 px enlarged 11 times (55 px) with a 2 px gap; 8 columns, the last two white.
-    assert image.shape == (57, 8 * 57)
-    assert image[0, 0] == image[10, 10] == 255 and image[11, 11] == 127 and image[20, 6 * 57 + 20] == 255
+    # 5 px enlarged 11 times (55 px) with a 2 px gap; six filters make one row of six.
+    assert image.shape == (57, 6 * 57)
+    assert image[0, 0] == image[10, 10] == 255 and image[11, 11] == 127 and image[55, 55] == 255
 
 
 def test_dead_channels_of_a_convolution_count_per_channel(synthetic_mnist, tmp_path):
@@ -286,4 +286,4 @@ def test_dead_channels_of_a_convolution_count_per_channel(synthetic_mnist, tmp_p
         f"val/dead_units/{n}" for n in (1, 2, 3, 4)
     }
     [tiles] = events.Images("weights/first_layer")
-    assert (tiles.width, tiles.height) == (8 * 57, 57)  # six 5 x 5 filters, enlarged, in one row of 8
+    assert (tiles.width, tiles.height) == (6 * 57, 57)  # six 5 x 5 filters, enlarged, in one row

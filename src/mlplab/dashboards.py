@@ -191,7 +191,8 @@ def weight_tiles(images: Tensor, count: int, columns: int = 8) -> np.ndarray:
     tiles = 0.5 + 0.5 * units / np.where(scale > 0, scale, 1)
     enlarge = max(1, TILE_SIDE // max(tiles.shape[1:]))  # a 5 x 5 filter is 11 times larger, 28 x 28 twice
     tiles = tiles.repeat(enlarge, axis=1).repeat(enlarge, axis=2)
-    laid = mosaic(tiles, columns, ((0, TILE_GAP), (0, TILE_GAP)), fill=1)  # white fills the last row
+    # White fills the last row; fewer tiles than columns (a GRU's three gates) make one row of their own width.
+    laid = mosaic(tiles, min(columns, len(tiles)), ((0, TILE_GAP), (0, TILE_GAP)), fill=1)
     return (255 * laid).astype(np.uint8)
 
 
