@@ -1,4 +1,5 @@
-"""notebooks/lesson.ipynb runs top to bottom (nbclient, a real Jupyter kernel) on the synthetic MNIST."""
+"""notebooks/lesson.ipynb follows the lesson's sections and runs top to bottom (nbclient, a real Jupyter kernel) on
+the synthetic MNIST."""
 
 import json
 import re
@@ -9,18 +10,34 @@ from nbclient import NotebookClient
 from conftest import REPO
 
 NOTEBOOK = REPO / "notebooks" / "lesson.ipynb"
+LESSON = (REPO / "docs" / "lesson_source.txt").read_text()
+
+
+def headings() -> list[str]:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    lines = [line for cell in notebook.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()]
+    return [line for line in lines if line.startswith("#")]
 
 
 def test_the_notebook_is_stored_without_outputs_and_its_headings_are_in_both_languages():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
-    headings = [line for cell in notebook.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()]
-    headings = [line for line in headings if line.startswith("#")]
-    assert len(headings) >= 9
-    for heading in headings:  # Chinese, then the English after a middle dot
+    assert len(headings()) >= 9
+    for heading in headings():  # Chinese, then the English after a middle dot
         chinese, _, english = heading.partition(" · ")
         assert re.search(r"[\u4e00-\u9fff]", chinese) and re.search(r"[A-Za-z]{3}", english), heading
+
+
+def test_the_notebook_follows_the_lessons_sections_under_their_own_numbers_and_titles():
+    """§2 to §5 and their subsections (not §2.1.1 and §2.1.2), in the lesson's order, each titled as the lesson
+    titles it; then the lab, without a § of its own."""
+    lesson = re.findall(r"^#{2,3} ([2-5](?:\.\d)?)\.? (.+)$", LESSON, flags=re.M)
+    found = [re.match(r"#+ §([\d.]+) (.+?) · ", heading) for heading in headings()]
+    assert [(match[1], match[2]) for match in found if match] == lesson
+    assert len(lesson) == 20
+    last_section = max(i for i, match in enumerate(found) if match)
+    assert last_section < len(found) - 1 and "§" not in "".join(headings()[last_section + 1 :])  # the lab
 
 
 def test_the_notebook_runs_top_to_bottom_on_the_synthetic_mnist(synthetic_mnist, tmp_path, monkeypatch):
@@ -35,6 +52,26 @@ def test_the_notebook_runs_top_to_bottom_on_the_synthetic_mnist(synthetic_mnist,
         output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     )
     assert f"{data_dir}\n" in printed and "(1000, 28, 28)" in printed  # the synthetic data, not the real
-    assert re.search(r"largest difference from autograd: [\d.e-]+\n", printed)
-    assert re.search(r"epoch 2: training loss [\d.]+, accuracy [\d.]+%", printed)
+    assert re.search(r"model options: \[.*'cnn'.*'mlp'.*'rnn'.*\]\n", printed)  # §2.2's three kinds
+    # §3.2 and §4.4: the hand-written gradients against autograd.
+    assert re.search(r"784-512-256-10 network, largest difference from autograd: [\d.e-]+\n", printed)
+    assert re.search(r"corrected §4\.4 gradients, largest difference from autograd: [\d.e-]+\n", printed)
+    # §4.4: the printed backward products on n = 6 samples, m = 3 features, h = 4 hidden units.
+    assert "∂L/∂W⁽²⁾ = ∂L/∂z⁽²⁾ · a⁽¹⁾ᵀ: (6 × 1)(4 × 6) does not multiply\n" in printed
+    assert "∂L/∂a⁽¹⁾ = ∂L/∂z⁽²⁾ · W⁽²⁾: (6 × 1)(4 × 1) does not multiply\n" in printed
+    assert "∂L/∂W⁽¹⁾ = ∂L/∂z⁽¹⁾ · Xᵀ: (6 × 4)(3 × 6) does not multiply\n" in printed
+    assert "would broadcast to (6, 1)\n" in printed
+    assert re.search(r"one step of η = 0.5: L ([\d.]+) -> ([\d.]+)\n", printed)
+    # §3.3 and §3.4: each optimizer and each regularizer.
+    for name in ("GradientDescent", "Momentum", "RMSProp", "Adam"):
+        assert re.search(rf"{name}: training loss [\d.]+, accuracy [\d.]+%\n", printed), name
+    assert re.search(r"Dropout: \d+% of the hidden units kept, each scaled by 2\.0\n", printed)
+    assert re.search(r"early stopping: stopped after epoch \d+, best validation loss [\d.]+\n", printed)
+    # §5: the lesson's code on 20 batches (the 16 of the synthetic data); its loss line never prints, its accuracy is
+    # a whole number.
+    assert re.search(r"Finished Training\n16 batches, mean loss [\d.]+;", printed) and "] loss: " not in printed
+    assert re.search(
+        r"Accuracy of the network on the 10000 test images: \d+ %\nto two decimals: [\d.]+ % of 300 ", printed
+    )
+    # The lab.
     assert re.search(r"momentum: val/acc [\d.]+%  test/acc [\d.]+%\n +adam: val/acc [\d.]+%  test/acc", printed)
