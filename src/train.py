@@ -1,15 +1,15 @@
-"""Train the lesson's MLP on MNIST: `python src/train.py [key=value ...]` (see README.md)."""
+"""Train a network on MNIST (the lesson's MLP by default): `python src/train.py [key=value ...]` (see README.md)."""
 
 import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import job, run
-from mlplab.training import resumed_config, train
+from mlplab.continuation import train_task
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    job(lambda: train(resumed_config(cfg) if cfg.ckpt_path else cfg), cfg.paths.output_dir)
+    job(lambda: train_task(cfg), cfg.paths.output_dir)
 
 
 if __name__ == "__main__":

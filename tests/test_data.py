@@ -154,7 +154,9 @@ def test_missing_files_fall_back_to_download_and_say_what_to_do_when_it_fails(tm
         prepare_mnist(tmp_path)
     message = str(error.value)
     assert "\n" not in message
-    assert message.startswith(f"{tmp_path / 'MNIST' / 'raw'}: missing train-images-idx3-ubyte, ")
+    assert message.startswith(
+        f"data.data_dir={tmp_path}: {tmp_path / 'MNIST' / 'raw'} misses train-images-idx3-ubyte, "
+    )
     assert (
         "download failed (Error downloading train-images-idx3-ubyte.gz: Tried https://mirror/, got: no network)"
         in message

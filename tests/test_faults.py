@@ -2,7 +2,6 @@
 and what was already saved still loads and resumes."""
 
 import errno
-import json
 import os
 import subprocess
 import sys
@@ -51,37 +50,51 @@ def test_a_run_folder_on_a_read_only_disk_is_one_line(synthetic_mnist, tmp_path)
 
 
 class FillDisk(Callback):
-    """Fills the run's disk but for a few kB once the first epoch's checkpoints are written."""
+    """Fills the run's disk but for 8 kB once the first epoch's checkpoints are written, or to the last byte once
+    training has ended (testing writes nothing but metrics.json)."""
 
-    def __init__(self, disk: Path) -> None:
-        self.disk = disk
+    def __init__(self, disk: Path, when: str) -> None:
+        self.disk, self.when = disk, when
+
+    def fill(self, leave: int) -> None:
+        free = os.statvfs(self.disk).f_bavail * os.statvfs(self.disk).f_frsize
+        (self.disk / "filler").write_bytes(b"\0" * max(0, free - leave))
 
     def on_train_epoch_start(self, trainer, module) -> None:
-        if trainer.current_epoch == 1:
-            free = os.statvfs(self.disk).f_bavail * os.statvfs(self.disk).f_frsize
-            (self.disk / "filler").write_bytes(b"\0" * max(0, free - 8192))
+        if self.when == "epoch" and trainer.current_epoch == 1:
+            self.fill(8192)
+
+    def on_test_start(self, trainer, module) -> None:
+        if self.when == "test":
+            self.fill(0)
 
 
-def test_a_disk_that_fills_up_ends_in_one_line_and_the_saved_checkpoints_still_resume(synthetic_mnist, small_disk):
+# The disk fills up in the next epoch's checkpoint (a checkpoint of the synthetic runs' network is about 430 kB), or
+# in the run's last write, metrics.json.
+@pytest.mark.parametrize(("when", "failing"), [("epoch", "checkpoints/*.ckpt"), ("test", "metrics.json")])
+def test_a_disk_that_fills_up_ends_in_one_line_and_the_saved_checkpoints_still_load(
+    synthetic_mnist, small_disk, when, failing
+):
     run_dir = small_disk / "run"
     cfg = compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=3"], run_dir, synthetic_mnist)
     with pytest.raises(OSError) as raised:
-        train(cfg, callbacks=[FillDisk(small_disk)])
+        train(cfg, callbacks=[FillDisk(small_disk, when)])
     error = raised.value
-    assert error.errno == errno.ENOSPC and Path(error.filename).parent == run_dir / "checkpoints"
+    assert error.errno == errno.ENOSPC and Path(error.filename).match(str(run_dir / failing))
     assert user_error(error) == f"{error.filename}: No space left on device"  # the line the command prints
     leftovers = [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
-    assert leftovers == []  # no half-written checkpoint, under any name
-    for checkpoint in (run_dir / "checkpoints").iterdir():
-        assert load_checkpoint(checkpoint)["epoch"] == 0  # the first epoch's, complete
-    if (run_dir / "metrics.json").exists():
-        json.loads((run_dir / "metrics.json").read_text())  # complete, or absent
+    assert leftovers == []  # nothing half-written, under any name
+    epochs = {load_checkpoint(checkpoint)["epoch"] for checkpoint in (run_dir / "checkpoints").iterdir()}
+    # Every checkpoint there loads: the first epoch's, or, when testing found the disk full, the last epoch's too.
+    assert epochs == {0} if when == "epoch" else 2 in epochs
+    assert not (run_dir / "metrics.json").exists()  # never half-written: complete, or absent
 
-    (small_disk / "filler").unlink()  # space again: the run resumes from what it saved
-    resumed = compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=3"], run_dir, synthetic_mnist)
-    resumed.ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    metrics, _ = train(resumed)
-    assert metrics["status"] == "ok" and metrics["epochs"] == 3
+    if when == "epoch":
+        (small_disk / "filler").unlink()  # space again: the run resumes from what it saved
+        resumed = compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=3"], run_dir, synthetic_mnist)
+        resumed.ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+        metrics, _ = train(resumed)
+        assert metrics["status"] == "ok" and metrics["epochs"] == 3
 
 
 def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnist, tmp_path):

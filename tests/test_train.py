@@ -262,3 +262,26 @@ def test_a_sweep_without_a_validation_set_is_refused(synthetic_mnist, tmp_path):
     )
     assert result.returncode == 1
     assert "failed: data.val_size=0: a sweep picks its best configuration on validation" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "differs"),
+    [
+        (["model.hidden_dims=[32]"], "model.hidden_dims=[64, 32] in the checkpoint, [32] now"),
+        (["model=cnn"], "model._target_=mlplab.models.mlp.MLP in the checkpoint, mlplab.models.cnn.CNN now"),
+        (["loss=mse"], "loss._target_=torch.nn.CrossEntropyLoss in the checkpoint, mlplab.losses.SoftmaxMSELoss now"),
+        (["optimizer=adam"], "optimizer._target_=torch.optim.SGD in the checkpoint, torch.optim.Adam now"),
+    ],
+)
+def test_resuming_another_network_loss_or_optimizer_is_refused_naming_what_differs(
+    trained, make_cfg, overrides, differs
+):
+    from mlplab.checks import check_config
+    from mlplab.errors import InputError
+
+    run_dir, *_ = trained
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.raises(InputError, match=r"^ckpt_path=.*last.ckpt: the checkpoint's run trained another network") as e:
+        check_config(make_cfg(f"ckpt_path={checkpoint}", "trainer.max_epochs=4", *overrides))
+    assert differs in str(e.value) and "\n" not in str(e.value)
+    check_config(make_cfg(f"ckpt_path={checkpoint}", "trainer.max_epochs=4", "optimizer.lr=0.02"))  # a new lr fits

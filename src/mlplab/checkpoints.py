@@ -1,5 +1,6 @@
 """Checkpoint files: written atomically, read only through torch's weights_only loading."""
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         # Lightning's own save goes through a temporary file under $TMPDIR, atomic only on the same filesystem.
-        atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+        # Serialized in memory first: torch.save reports a failed file write as a RuntimeError without its cause,
+        # while a plain write of the bytes raises the system's own error (ENOSPC: "No space left on device").
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:

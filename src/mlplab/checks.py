@@ -72,7 +72,8 @@ def check_config(cfg: DictConfig) -> None:
     check_accelerator(cfg.trainer)
     preflight(cfg)
     if cfg.get("ckpt_path"):
-        load_checkpoint(cfg.ckpt_path)  # a missing file, or one that is not a checkpoint: an error before training
+        # A missing file, or one that is not a checkpoint, or one of another network: an error before training.
+        check_resumable(cfg, load_checkpoint(cfg.ckpt_path))
     across_epochs = cfg.trainer.get("check_val_every_n_epoch", 1) is None
     if across_epochs and integer(cfg.trainer.get("val_check_interval")) and cfg.steps_per_execution != 1:
         # Lightning would count the executions between validations across epochs, and they differ in size there.
@@ -80,6 +81,37 @@ def check_config(cfg: DictConfig) -> None:
             "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "
             f"epochs needs steps_per_execution=1 (it is {cfg.steps_per_execution})"
         )
+
+
+def check_resumable(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint whose weights or optimizer state do not fit the composed network, loss and optimizer."""
+    saved = checkpoint.get("hyper_parameters")
+    if not saved:  # not one of this lab's runs: load_checkpoint's callers say what is missing
+        return
+    now = OmegaConf.to_container(cfg, resolve=True)
+    before, after = (
+        flat({"model": run["model"], "loss": run["loss"], "optimizer._target_": run["optimizer"]["_target_"]})
+        for run in (saved, now)
+    )
+    if differ := sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key)):
+        shown = ", ".join(
+            f"{k}={before.get(k, '(none)')} in the checkpoint, {after.get(k, '(none)')} now" for k in differ
+        )
+        raise InputError(
+            f"ckpt_path={cfg.ckpt_path}: the checkpoint's run trained another network, loss or optimizer ({shown}); "
+            "resume with its values, or start a new run without ckpt_path"
+        )
+
+
+def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config values by their dotted keys."""
+    values: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            values.update(flat(value, f"{prefix}{key}."))
+        else:
+            values[f"{prefix}{key}"] = value
+    return values
 
 
 LIST_GROUPS = ("regularization",)  # config groups whose option is a list of members

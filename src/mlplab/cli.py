@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlplab import distributed
-from mlplab.errors import InputError, Interrupted, RunStopped, one_line
+from mlplab.errors import InputError, Interrupted, RunStopped, SweepRefused, one_line
 from mlplab.runs import record_failure
 
 # Sweep job folders are named after their overrides; a file name may not pass 255 bytes. Registered on import,
@@ -122,6 +122,9 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
         print(f"{stop.status}: {stop}", file=sys.stderr)
         if isinstance(stop, Interrupted):
             sys.exit(stop.exit_code)
+    except SweepRefused as error:  # recording a failure in the job's folder would lose an earlier run's results
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     except Exception as error:
         message = failure(error)
         print(f"failed: {message}", file=sys.stderr)

@@ -62,15 +62,16 @@ def prepare_mnist(data_dir: Path, md5: dict[str, str] = MNIST_MD5) -> Path:
         except Exception as e:  # any network or mirror failure: the message says what to do instead
             reason = one_line(str(e))  # torchvision's message spans lines
             raise InputError(
-                f"{raw}: missing {', '.join(missing)} and the download failed ({reason}); put the four "
-                f"MNIST *-ubyte.gz files in that folder (this repository ships them in {REPO_DATA_DIR}/MNIST/raw)"
+                f"data.data_dir={data_dir}: {raw} misses {', '.join(missing)} and the download failed ({reason}); "
+                f"put the four MNIST *-ubyte.gz files in that folder (this repository ships them in "
+                f"{REPO_DATA_DIR}/MNIST/raw)"
             ) from None
     for name, expected in md5.items():
         actual = _md5(raw / name)
         if actual != expected:
             raise InputError(
-                f"{raw / name}: md5 is {actual}, expected {expected}; delete it so that it is "
-                f"decompressed again from {name}.gz (or downloaded if that is missing too)"
+                f"data.data_dir={data_dir}: {raw / name}: md5 is {actual}, expected {expected}; delete it so that it "
+                f"is decompressed again from {name}.gz (or downloaded if that is missing too)"
             )
     return raw
 

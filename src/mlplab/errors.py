@@ -10,6 +10,15 @@ class InputError(Exception):
     """Bad input from the user (a config value, a data file, a checkpoint), found before training."""
 
 
+class AlreadyFinished(InputError):
+    """A resume of a run that had nothing left to train."""
+
+
+class SweepRefused(InputError):
+    """A sweep that cannot go on (a job folder holding a run of another config, a bad sweep.rerun): the sweep stops,
+    and nothing is written into the job's folder, whose earlier results stay."""
+
+
 class RunStopped(Exception):
     """Training ended early; `status` is recorded in metrics.json, `exit_code` is the process's."""
 

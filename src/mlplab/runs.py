@@ -1,13 +1,11 @@
 """A run's folder and the JSON records it holds: one writer, one record of a failed run, one list of the metrics
 that a run is judged by."""
 
-import errno
 import fcntl
 import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -43,9 +41,6 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(error, OSError) and error.errno:
             raise OSError(error.errno, error.strerror, str(path)) from error
-        # torch.save reports a failed write as a RuntimeError ("unexpected pos ..."), without its cause.
-        if isinstance(error, RuntimeError) and shutil.disk_usage(path.parent).free < 2**20:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
         raise
 
 

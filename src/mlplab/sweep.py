@@ -18,7 +18,7 @@ from mlplab.dashboards import sweep_hparams
 from mlplab.runs import REPORTED_METRICS, read_metrics
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
-NOT_SWEPT = {"seed", "sweep", "sweep.seeds"}
+NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.rerun"}
 
 
 @dataclass

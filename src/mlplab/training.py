@@ -19,7 +19,7 @@ from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.checks import check_config
 from mlplab.dashboards import log_hparams
 from mlplab.distributed import use_job_commands
-from mlplab.errors import InputError, RunStopped
+from mlplab.errors import AlreadyFinished, RunStopped
 from mlplab.execution import ProgressBar, trainer_arguments
 from mlplab.module import Classifier
 from mlplab.runs import claimed, run_folder, run_record, write_json
@@ -90,7 +90,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
     # Rank 0 holds the run folder: a second process resuming the same checkpoint is refused, not interleaved.
     with claimed(output_dir) if trainer.is_global_zero else nullcontext():
         if trainer.is_global_zero:
-            write_json(output_dir / "run.json", run_record())
+            # The config too: a sweep run again into its folder checks that each job's run is the same (continuation).
+            write_json(output_dir / "run.json", {**run_record(), "config": _plain(cfg)})
         for logger in trainer.loggers:  # hparams.yaml: the full resolved config (the HParams tab: log_hparams below)
             logger.log_hyperparams(_plain(cfg))
 
@@ -112,7 +113,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             raise
         if cfg.ckpt_path and trainer.global_step == resumed_at:
             # Testing now would replace the run's metrics.json with one that lacks its validation results.
-            raise InputError(
+            raise AlreadyFinished(
                 f"ckpt_path={cfg.ckpt_path}: that run had already finished, nothing was left to train "
                 f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps={trainer.max_steps}, or its early "
                 f"stopping); to train on, raise them, e.g. trainer.max_epochs={trainer.max_epochs + 5}"

@@ -1,0 +1,105 @@
+"""A sweep run again into its own folder continues it: what an earlier run of the same command left is kept.
+
+`python src/train.py -m ... hydra.sweep.dir=<that sweep>` reruns every job into the folder it had. Per job:
+- finished (`metrics.json` says ok): kept, not trained again;
+- interrupted, or killed with no metrics.json: resumed from its newest checkpoint (from the start without one);
+- failed, diverged: kept as it is, unless `sweep.rerun` lists that status: then trained again from the start;
+- a folder whose run was composed from another config: refused in one line naming the keys that differ.
+The comparison reads the config each run records in its run.json (Hydra rewrites .hydra/ before the job starts).
+"""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mlplab.checks import flat
+from mlplab.errors import AlreadyFinished, SweepRefused
+from mlplab.runs import read_metrics
+from mlplab.training import resumed_config, train
+
+# How a job is continued, not what it computes: a resumed job records its checkpoint, a rerun its statuses.
+NOT_COMPARED = ("ckpt_path", "sweep.rerun")
+RERUNNABLE = ("failed", "diverged")  # statuses that sweep.rerun may name
+
+
+def train_task(cfg: DictConfig) -> dict[str, Any]:
+    """What `python src/train.py` runs: a resume of ckpt_path, a job of a sweep (continued), or a new run."""
+    if cfg.ckpt_path:
+        return train(resumed_config(cfg))[0]
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return continue_job(cfg)
+    return train(cfg)[0]
+
+
+def continue_job(cfg: DictConfig) -> dict[str, Any]:
+    """train(cfg) for one job of a sweep, continuing what an earlier run left in the job's folder."""
+    folder = Path(cfg.paths.output_dir)
+    rerun = list(cfg.sweep.get("rerun") or [])
+    if unknown := [status for status in rerun if status not in RERUNNABLE]:
+        allowed = ", ".join(RERUNNABLE)
+        raise SweepRefused(f"sweep.rerun={rerun}: {unknown[0]} is not a status to rerun; choose from {allowed}")
+    earlier = recorded_config(folder)
+    if earlier is None:  # nothing trained here yet
+        return train(cfg)[0]
+    refuse_other_config(folder, earlier, plain(cfg))
+    metrics = read_metrics(folder)
+    status = metrics["status"]
+    if status == "ok" or (status in RERUNNABLE and status not in rerun):
+        print(f"kept: {folder.name} ({status}, from an earlier run of this sweep)", flush=True)
+        return metrics
+    checkpoint = None if status in rerun else newest_checkpoint(folder)
+    if checkpoint is None:
+        start_over(folder)
+        return train(cfg)[0]
+    print(f"resuming: {folder.name} from {checkpoint.relative_to(folder)}", flush=True)
+    with open_dict(cfg):
+        cfg.ckpt_path = str(checkpoint)
+    try:
+        return train(cfg)[0]
+    except AlreadyFinished:  # killed between its last checkpoint and its test: the same numbers, from the start
+        start_over(folder)
+        with open_dict(cfg):
+            cfg.ckpt_path = None
+        return train(cfg)[0]
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as run.json holds it (JSON values)."""
+    return json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def recorded_config(folder: Path) -> dict[str, Any] | None:
+    """The config of the run that last trained in this folder (None: no run started training here)."""
+    record = folder / "run.json"
+    return json.loads(record.read_text()).get("config") if record.exists() else None
+
+
+def refuse_other_config(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:
+    """SweepRefused when this folder's run was composed from another config: its results would mix into the table."""
+    before, after = flat(earlier), flat(now)
+    differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k not in NOT_COMPARED)
+    if differ:
+        shown = ", ".join(f"{k}={before.get(k, '-')} there, {after.get(k, '-')} now" for k in differ[:3])
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise SweepRefused(
+            f"{folder}: this job's folder holds a run of another config ({shown}{more}); run this sweep into "
+            "another hydra.sweep.dir, or give the earlier command again to continue it"
+        )
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint written last (interrupted.ckpt after Ctrl-C, else last.ckpt), or None."""
+    checkpoints = list((folder / "checkpoints").glob("*.ckpt"))
+    return max(checkpoints, key=lambda path: path.stat().st_mtime_ns) if checkpoints else None
+
+
+def start_over(folder: Path) -> None:
+    """Clears what an earlier attempt trained, so that the job's TensorBoard curves and checkpoints are its own."""
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    for path in [*folder.glob("events.out.tfevents.*"), folder / "metrics.json"]:
+        path.unlink(missing_ok=True)

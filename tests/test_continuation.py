@@ -1,0 +1,135 @@
+"""A sweep killed with SIGKILL continues where it stopped when its command is run again into its folder."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lightning.pytorch import Callback
+
+from conftest import REPO, SYNTHETIC, data_overrides
+
+pytestmark = pytest.mark.slow  # whole sweeps in processes of their own
+
+TESTS = Path(__file__).parent
+# A pause after every training epoch gives the kill a moment inside a job; it changes no number.
+SWEEP = [*SYNTHETIC, "trainer.max_epochs=4", "logger=none", "++callbacks.pause._target_=test_continuation.Pause"]
+JOBS = ["0_optimizer=sgd", "1_optimizer=momentum", "2_optimizer=adam"]
+
+
+class Pause(Callback):
+    def on_train_epoch_end(self, trainer, module) -> None:
+        time.sleep(0.4)
+
+
+def command(folder: Path, data, *extra: str, swept: tuple[str, ...] = ("optimizer=sgd,momentum,adam",)) -> list[str]:
+    return [
+        sys.executable, str(REPO / "src" / "train.py"), "-m", *SWEEP, *data_overrides(data), *swept,
+        f"hydra.sweep.dir={folder}", *extra,
+    ]  # fmt: skip
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return {**env, "PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])}
+
+
+def sweep(folder: Path, data, *extra: str, **swept: tuple[str, ...]) -> subprocess.CompletedProcess:
+    run = command(folder, data, *extra, **swept)
+    return subprocess.run(run, capture_output=True, text=True, env=environment(), timeout=600)
+
+
+def results(folder: Path) -> list[dict[str, str]]:
+    """results.csv without its time columns, the one thing a resumed job cannot repeat."""
+    with (folder / "results.csv").open() as f:
+        return [{k: v for k, v in row.items() if "time" not in k} for row in csv.DictReader(f)]
+
+
+def stamps(folder: Path) -> dict[str, int]:
+    """When each job last started training: its run.json, rewritten by every training start."""
+    return {job: (folder / job / "run.json").stat().st_mtime_ns for job in JOBS if (folder / job / "run.json").exists()}
+
+
+@pytest.fixture(scope="module")
+def killed(synthetic_mnist, tmp_path_factory):
+    """A sweep of three jobs killed with SIGKILL while its second job trains, then the same command run again."""
+    folder = tmp_path_factory.mktemp("sweeps") / "killed"
+    process = subprocess.Popen(
+        command(folder, synthetic_mnist), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment()
+    )
+    deadline = time.monotonic() + 300
+    while not (folder / JOBS[1] / "checkpoints" / "last.ckpt").exists():  # its first epoch is done
+        assert process.poll() is None and time.monotonic() < deadline, "the sweep ended before the kill"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = stamps(folder)
+    left = {job: (folder / job / "metrics.json").exists() for job in JOBS}
+    resumed = sweep(folder, synthetic_mnist)
+    return folder, before, left, resumed
+
+
+def test_the_kill_fell_inside_the_second_job(killed):
+    _, before, left, _ = killed
+    assert left == {JOBS[0]: True, JOBS[1]: False, JOBS[2]: False}
+    assert set(before) == {JOBS[0], JOBS[1]}  # the third never started
+
+
+def test_the_rerun_keeps_finished_jobs_resumes_the_killed_one_and_trains_the_rest(killed):
+    folder, before, _, resumed = killed
+    assert resumed.returncode == 0, resumed.stderr
+    out = resumed.stdout
+    assert out.count("kept: ") == 1 and f"kept: {JOBS[0]} (ok, from an earlier run of this sweep)" in out
+    assert out.count("resuming: ") == 1 and f"resuming: {JOBS[1]} from checkpoints/last.ckpt" in out
+    after = stamps(folder)
+    assert after[JOBS[0]] == before[JOBS[0]]  # not trained again
+    assert after[JOBS[1]] > before[JOBS[1]] and JOBS[2] in after  # trained: resumed, and new
+
+
+def test_the_continued_sweep_has_the_results_of_an_uninterrupted_one(killed, synthetic_mnist, tmp_path):
+    folder, *_ = killed
+    whole = sweep(tmp_path / "whole", synthetic_mnist)
+    assert whole.returncode == 0, whole.stderr
+    assert results(folder) == results(tmp_path / "whole")  # every metric of every row, as written: bit for bit
+    assert len(results(folder)) == 3
+
+
+def test_a_finished_sweep_run_again_trains_nothing(killed, synthetic_mnist):
+    folder, *_ = killed
+    before = stamps(folder)
+    again = sweep(folder, synthetic_mnist)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("kept: ") == 3 and stamps(folder) == before
+
+
+def test_a_job_folder_of_another_config_is_refused_and_left_as_it_was(killed, synthetic_mnist):
+    folder, *_ = killed
+    metrics = (folder / JOBS[0] / "metrics.json").read_text()
+    other = sweep(folder, synthetic_mnist, "optimizer.weight_decay=0.1")
+    assert other.returncode == 1
+    [line] = [line for line in other.stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith(f"error: {folder / JOBS[0]}: this job's folder holds a run of another config")
+    assert "optimizer.weight_decay=0.0 there, 0.1 now" in line
+    assert (folder / JOBS[0] / "metrics.json").read_text() == metrics
+
+
+def test_diverged_jobs_are_kept_unless_sweep_rerun_names_them(synthetic_mnist, tmp_path):
+    folder = tmp_path / "diverging"
+    lrs = {"swept": ("optimizer=sgd", "optimizer.lr=0.01,1e12", "trainer.max_epochs=2")}
+    first = sweep(folder, synthetic_mnist, **lrs)
+    assert first.returncode == 1 and "diverged" in first.stdout  # a sweep with a diverged job ends in status 1
+    jobs = sorted(p.name for p in folder.iterdir() if p.name[0].isdigit())
+    before = {job: (folder / job / "run.json").stat().st_mtime_ns for job in jobs}
+    kept = sweep(folder, synthetic_mnist, **lrs)
+    assert kept.stdout.count("kept: ") == 2 and "(diverged, from an earlier run of this sweep)" in kept.stdout
+    rerun = sweep(folder, synthetic_mnist, "sweep.rerun=[diverged]", **lrs)
+    assert rerun.returncode == 1 and rerun.stdout.count("kept: ") == 1  # the other job; the rerun diverges again
+    after = {job: (folder / job / "run.json").stat().st_mtime_ns for job in jobs}
+    assert [job for job in jobs if after[job] != before[job]] == [jobs[1]]  # the diverged one (lr 1e12) only
+    refused = sweep(folder, synthetic_mnist, "sweep.rerun=[ok]", **lrs)
+    assert refused.returncode == 1
+    assert "error: sweep.rerun=['ok']: ok is not a status to rerun; choose from failed, diverged" in refused.stderr
