@@ -161,10 +161,10 @@ def test_every_options_checkpoint_reloads_weights_only_and_tests(group, option, 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_each_network_takes_the_learning_rate_range_test(name, synthetic_mnist, tmp_path):
-    overrides = [*BASE, f"model={name}", "lr_find.steps=20", "lr_find.max_lr=1", "logger=none"]
-    result = lr_find(compose_train(overrides, tmp_path, synthetic_mnist, config_name="lr_find"))
-    assert result["steps"] >= 5 and result["optimizer"] == "SGD"
-    assert 1e-6 <= result["suggestions"]["steepest"] <= 1
+    settings = ["lr_find.min_lr=1e-3", "lr_find.max_lr=10", "lr_find.steps=40", "logger=none"]
+    result = lr_find(compose_train([*BASE, f"model={name}", *settings], tmp_path, synthetic_mnist, "lr_find"))
+    assert result["steps"] >= 10 and result["optimizer"] == "SGD"
+    assert 1e-3 <= result["suggestions"]["steepest"] <= 10
 
 
 @pytest.fixture(scope="module", params=[name for name in MODELS if name != "mlp"])
