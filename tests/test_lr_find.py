@@ -113,12 +113,17 @@ def test_bad_settings_are_named(synthetic_mnist, tmp_path, override, message):
         lr_find(compose_lr_find(synthetic_mnist, tmp_path, override))
 
 
+# Adam at too high a rate kills the ReLUs rather than blowing up: its loss settles at ln 10 = 2.30, which can stay
+# under 4 times its minimum (seen on 2026-12-03 on this machine, also before the models were added); 3 times it is not.
 @real_data
-@pytest.mark.parametrize(("optimizer", "low", "high"), [("sgd", 0.03, 1.0), ("adam", 1e-4, 1e-2)])
+@pytest.mark.parametrize(
+    ("optimizer", "low", "high", "divergence"), [("sgd", 0.03, 1.0, 4.0), ("adam", 1e-4, 1e-2, 3.0)]
+)
 def test_on_real_mnist_the_loss_falls_then_diverges_and_the_suggestion_is_where_these_optimizers_train(
-    tmp_path, optimizer, low, high
+    tmp_path, optimizer, low, high, divergence
 ):
-    result = lr_find(compose_train([f"optimizer={optimizer}", "logger=none"], tmp_path, config_name="lr_find"))
+    overrides = [f"optimizer={optimizer}", f"lr_find.divergence={divergence}", "logger=none"]
+    result = lr_find(compose_train(overrides, tmp_path, config_name="lr_find"))
     smoothed = result["curve"]["smoothed_loss"]
     assert result["diverged"] and min(smoothed) < 0.8 * smoothed[0]
     assert low < result["suggestions"]["steepest"] < high
