@@ -90,17 +90,23 @@ def check_resumable(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
         return
     now = OmegaConf.to_container(cfg, resolve=True)
     before, after = (
-        flat({"model": run["model"], "loss": run["loss"], "optimizer._target_": run["optimizer"]["_target_"]})
+        {"model": run["model"], "loss": run["loss"], "optimizer._target_": run["optimizer"]["_target_"]}
         for run in (saved, now)
     )
-    if differ := sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key)):
-        shown = ", ".join(
-            f"{k}={before.get(k, '(none)')} in the checkpoint, {after.get(k, '(none)')} now" for k in differ
-        )
+    if differ := differences(before, after):
+        shown = ", ".join(f"{key}={old} in the checkpoint, {new} now" for key, old, new in differ)
         raise InputError(
             f"ckpt_path={cfg.ckpt_path}: the checkpoint's run trained another network, loss or optimizer ({shown}); "
             "resume with its values, or start a new run without ckpt_path"
         )
+
+
+def differences(before: dict[str, Any], after: dict[str, Any], ignored: tuple[str, ...] = ()) -> list[tuple]:
+    """(dotted key, value before, value after) of each value that differs between two nested configs, sorted by key;
+    a key missing on one side shows as '-'."""
+    old, new = flat(before), flat(after)
+    keys = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key) and key not in ignored)
+    return [(key, old.get(key, "-"), new.get(key, "-")) for key in keys]
 
 
 def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.checks import flat
+from mlplab.checks import differences
 from mlplab.errors import AlreadyFinished, SweepRefused
 from mlplab.runs import read_metrics
 from mlplab.training import resumed_config, train
@@ -81,10 +81,8 @@ def recorded_config(folder: Path) -> dict[str, Any] | None:
 
 def refuse_other_config(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:
     """SweepRefused when this folder's run was composed from another config: its results would mix into the table."""
-    before, after = flat(earlier), flat(now)
-    differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k not in NOT_COMPARED)
-    if differ:
-        shown = ", ".join(f"{k}={before.get(k, '-')} there, {after.get(k, '-')} now" for k in differ[:3])
+    if differ := differences(earlier, now, ignored=NOT_COMPARED):
+        shown = ", ".join(f"{key}={old} there, {new} now" for key, old, new in differ[:3])
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise SweepRefused(
             f"{folder}: this job's folder holds a run of another config ({shown}{more}); run this sweep into "
