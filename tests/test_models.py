@@ -129,13 +129,14 @@ def test_the_rnn_refuses_batch_norm():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model=cnn", "model.channels=[6,0]"], r"model.channels=\[6, 0\]: give one or more positive channel counts"),
+        (["model=cnn", "model.channels=[6,0]"], r"model.channels=\[6, 0\]: must be a list of one or more integers"),
         (["model=cnn", "model.kernel_size=4"], r"model.kernel_size=4: must be an odd integer >= 1"),
         (["model=cnn", "model.channels=[2,2,2,2,2,2]"], r"model.channels=\[2, 2, 2, 2, 2, 2\]: 6 pooling stages"),
-        (["model=rnn", "model.cell=lstn"], r"model.cell='lstn': choose one of gru, lstm"),
-        (["model=rnn", "model.hidden_dims=[0]"], r"model.hidden_dims=\[0\]: give one or more positive layer sizes"),
+        (["model=rnn", "model.cell=lstn"], r"model.cell=lstn: must be gru or lstm$"),
+        (["model=rnn", "model.hidden_dims=[0]"], r"model.hidden_dims=\[0\]: must be a list of one or more integers"),
         (["model=cnn", "++model.width=3"], r"model.width=3: refused by mlplab.models.cnn.CNN \(.*'width'"),
-        (["+loss.label_smoothing=1.5"], r"loss.label_smoothing=1.5: refused by torch.nn.CrossEntropyLoss \(.*"),
+        (["+loss.label_smoothing=1.5"], r"loss.label_smoothing=1.5: must be a number in \[0, 1\]$"),
+        (["+loss.reduction=avg"], r"loss.reduction=avg: refused by torch.nn.CrossEntropyLoss \(.*"),
     ],
 )
 def test_bad_model_and_loss_arguments_are_named_before_training(overrides, message, make_cfg):

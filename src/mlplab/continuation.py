@@ -17,14 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.checks import differences
+from mlplab.checks import RERUNNABLE, differences
 from mlplab.errors import AlreadyFinished, SweepRefused
 from mlplab.runs import read_metrics
 from mlplab.training import resumed_config, train
 
 # How a job is continued, not what it computes: a resumed job records its checkpoint, a rerun its statuses.
 NOT_COMPARED = ("ckpt_path", "sweep.rerun")
-RERUNNABLE = ("failed", "diverged")  # statuses that sweep.rerun may name
 
 
 def train_task(cfg: DictConfig) -> dict[str, Any]:

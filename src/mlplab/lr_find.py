@@ -15,12 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import Callback, LightningModule, Trainer
 from omegaconf import DictConfig, open_dict
 
-from mlplab.checks import check_config, check_rules, integer, number
+from mlplab.checks import SKIP_START, check_config
 from mlplab.errors import InputError
 from mlplab.runs import write_json
 from mlplab.training import build
-
-SKIP_START = 10  # the running mean's first values lean on too few steps to say where the loss falls fastest
 
 
 class Diverging(Exception):
@@ -100,22 +98,12 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
     return {"steepest": lrs[steepest], "minimum/10": lrs[lowest] / 10}
 
 
-RULES = [
-    ("lr_find.min_lr", lambda v: number(v) and v > 0, "a number > 0"),
-    ("lr_find.max_lr", number, "a number > lr_find.min_lr"),
-    ("lr_find.steps", lambda v: integer(v) and v >= 2 * SKIP_START, f"an integer >= {2 * SKIP_START}"),
-    ("lr_find.smoothing", lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("lr_find.divergence", lambda v: number(v) and v > 1, "a number > 1"),
-]
-
-
 def lr_find(cfg: DictConfig) -> dict[str, Any]:
     """The range test of the composed config: prints the suggestions, writes the curve into the run folder."""
     settings, output_dir = cfg.lr_find, Path(cfg.paths.output_dir)
-    check_rules(cfg, RULES)
+    check_config(cfg)  # lr_find.* values too (mlplab.checks.RULES)
     if settings.max_lr <= settings.min_lr:
         raise InputError(f"lr_find.max_lr={settings.max_lr}: must be > lr_find.min_lr ({settings.min_lr})")
-    check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     test = RangeTest(settings.min_lr, settings.max_lr, settings.steps, settings.smoothing, settings.divergence)
     datamodule, module, trainer = build(range_test_config(cfg), callbacks=[test])

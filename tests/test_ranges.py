@@ -1,0 +1,130 @@
+"""The table of ranges (mlplab.checks.RULES): every value of every option has a row, its default passes, and a value
+outside the range is refused before anything is built, in one line naming the key, the value and what is allowed."""
+
+import copy
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mlplab.checks import RULES, Rule, check_config, check_rules
+from mlplab.errors import InputError
+
+from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides
+
+# The parts of the config whose values the table covers. Not covered: callbacks and logger (this lab's wiring of
+# Lightning, apart from early stopping, a regularization), paths and task_name (set by each entry point), and
+# search.* (checked by mlplab.search).
+SCOPE = (
+    "seed", "threads", "steps_per_execution", "ckpt_path", "optimizer", "scheduler", "loss", "model", "data",
+    "trainer", "regularization", "callbacks.early_stopping", "sweep", "lr_find",
+)  # fmt: skip
+NOT_VALUES = ("_target_", "_partial_")  # what Hydra instantiates, not a value of it
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+# Every option of every group (search_*: written by searches; debug/default: the presets' shared part), and lr_find.
+OPTIONS = [
+    f"{g}={p.stem}"
+    for g in GROUPS
+    for p in sorted((CONF_DIR / g).glob("*.yaml"))
+    if (g, p.stem) != ("debug", "default") and not p.stem.startswith("search_")
+] + ["lr_find"]
+
+
+@cache
+def composed(option: str) -> DictConfig:
+    """The train config with this option (or the lr_find config); the run folder is only named, never written."""
+    if option == "lr_find":
+        return compose_train([], Path("outputs/test_ranges"), config_name="lr_find")
+    return compose_train([option], Path("outputs/test_ranges"))
+
+
+def leaves(node: DictConfig, prefix: str = "") -> list[str]:
+    """The dotted keys of the values in node: lists and nulls are values, mappings are walked into."""
+    keys = []
+    for key, value in node.items_ex(resolve=False):
+        if isinstance(value, DictConfig) and len(value):
+            keys += leaves(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def in_scope(key: str) -> bool:
+    return any(key == part or key.startswith(f"{part}.") for part in SCOPE) and key.rsplit(".", 1)[-1] not in NOT_VALUES
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_every_value_of_every_option_has_a_range_that_its_default_passes(option):
+    cfg = composed(option)
+    ranged = {rule.key for rule in RULES}
+    missing = [key for key in leaves(cfg) if in_scope(key) and key not in ranged]
+    assert not missing, f"{option}: add a row to mlplab.checks.RULES for {', '.join(missing)}"
+    check_rules(cfg)
+
+
+def has(cfg: DictConfig, key: str) -> bool:
+    return OmegaConf.select(cfg, key, default=has) is not has
+
+
+def holding(rule: Rule) -> DictConfig:
+    """A copy of a composed config where the rule's key belongs: the first option that has it, else the first that
+    has the node above it (an optional argument, such as optimizer.nesterov)."""
+    parent = rule.key.rpartition(".")[0]
+    configs = [composed(option) for option in OPTIONS]
+    with_key = [cfg for cfg in configs if has(cfg, rule.key)]
+    with_parent = [cfg for cfg in configs if not parent or isinstance(OmegaConf.select(cfg, parent), DictConfig)]
+    assert with_key or with_parent, f"{rule.key}: no option of any group has {parent}"
+    return copy.deepcopy((with_key or with_parent)[0])
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule.key for rule in RULES])
+def test_a_value_outside_its_range_is_refused_in_one_line_naming_key_value_and_range(rule):
+    cfg = holding(rule)
+    with open_dict(cfg):
+        OmegaConf.update(cfg, rule.key, rule.refused, merge=False, force_add=True)
+    with pytest.raises(InputError) as refused:
+        check_rules(cfg)
+    assert str(refused.value) == f"{rule.key}={rule.refused}: must be {rule.allowed}"
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # a value that is not of its kind is reported by the key it came from, as the command line parsed it
+        (
+            ["model.hidden_dims=[512,abc]"],
+            "model.hidden_dims=[512, 'abc']: must be a list of one or more integers >= 1",
+        ),
+        (["data.data_dir=[1,2]"], "data.data_dir=[1, 2]: must be null or a path"),
+        (
+            ["optimizer=adam", "optimizer.betas=[0.9,x]"],
+            "optimizer.betas=[0.9, 'x']: must be a list of 2 numbers in [0, 1)",
+        ),
+    ],
+)
+def test_a_value_that_cannot_be_converted_is_named_by_its_key(overrides, message):
+    with pytest.raises(InputError, match=f"^{re.escape(message)}$"):
+        check_config(compose_train(overrides, Path("outputs/test_ranges")))
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["scheduler=step", "scheduler.scheduler.gamma=-1"],
+            "error: scheduler.scheduler.gamma=-1: must be a number in (0, 1]",
+        ),
+        (["optimizer=rmsprop", "optimizer.alpha=2"], "error: optimizer.alpha=2: must be a number in [0, 1)"),
+    ],
+)
+def test_the_command_line_refuses_a_value_torch_would_train_with(synthetic_mnist, tmp_path, args, error):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(REPO / "src" / "train.py"), *SYNTHETIC, *data_overrides(synthetic_mnist), *args]
+    result = subprocess.run([*command, f"hydra.run.dir={run_dir}"], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == error
+    assert not (run_dir / "checkpoints").exists()  # refused before training
