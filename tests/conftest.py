@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mlplab.data import REPO_DATA_DIR
 from mlplab.runs import REPO
 
+from postgres import postgres  # noqa: F401  (a fixture: a real PostgreSQL server)
+
 CONF_DIR = REPO / "conf"
 REAL_MNIST_PRESENT = all(
     (REPO_DATA_DIR / "MNIST" / "raw" / f"{name}.gz").exists()

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from lightning.pytorch import Callback
 
@@ -120,24 +119,3 @@ def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnis
         "resuming one checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
     )
     assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] >= 0  # the first run's, intact
-
-
-def test_two_searches_on_one_study_run_exactly_n_trials_between_them(synthetic_mnist, tmp_path):
-    folder = tmp_path / "study"
-    args = [*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=2", "logger=none", "search.n_trials=5"]
-    args += [f"hydra.run.dir={folder}", f"search.experiment_dir={tmp_path}/experiment", "search.pruner=null"]
-    command = [sys.executable, str(REPO / "src" / "search.py"), *args]
-    searches = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)]
-    time.sleep(1)  # both open the study while the other runs
-    searches.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV))
-    outputs = [search.communicate(timeout=600) for search in searches]
-    assert [search.returncode for search in searches] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    trials = optuna.load_study(study_name="mlp", storage=f"sqlite:///{folder}/study.db").trials
-    assert [t.number for t in trials] == [0, 1, 2, 3, 4] and all(t.state.name == "COMPLETE" for t in trials)
-    owners = {t.user_attrs["process"]["pid"] for t in trials}
-    assert owners == {search.pid for search in searches}  # both took part
-    params = [tuple(sorted(t.params.items())) for t in trials]
-    assert len(set(params)) == 5  # each drew its own values: no trial run twice
-    assert sorted(p.name.split("_")[0] for p in folder.iterdir() if p.is_dir() and p.name[0].isdigit()) == list("01234")
-    bests = [next(line for line in out.splitlines() if line.startswith("best: trial")) for out, _ in outputs]
-    assert bests[0] == bests[1]  # the same best.yaml either would write

@@ -1,18 +1,22 @@
 """Hyperparameter search with Optuna: trials train in-process, unpromising ones are pruned after a validation
-epoch, the study lives in SQLite (a second call resumes it), and the best trial becomes an experiment config."""
+epoch, the study lives in an Optuna storage (SQLite beside the runs by default, or a PostgreSQL/MySQL server that
+workers on many machines share), a second call resumes it, and the best trial becomes an experiment config.
 
-import fcntl
-import os
+Workers coordinate through the storage alone: each running trial sends heartbeats, a trial whose worker died is
+failed by another worker after search.grace_period and run again (Optuna's RetryHeartbeatStaleTrialCallback)."""
+
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
+import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -22,14 +26,21 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback, LightningModule, Trainer
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
+from sqlalchemy.engine import make_url
 
-from mlplab.checks import check_config
+from mlplab.checks import check_config, differences
 from mlplab.cli import failure, user_error
+from mlplab.continuation import newest_checkpoint
 from mlplab.errors import InputError, Interrupted, RunStopped, one_line
 from mlplab.runs import REPO, record_failure
 from mlplab.sweep import report
 from mlplab.training import train
+
+# Optuna marks its heartbeat API experimental; it is the documented way to survive dead workers.
+warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 # Per distribution type: the keys it needs, and those it may have.
 SPEC_KEYS = {
@@ -44,37 +55,75 @@ _ABSENT = object()
 
 
 def search(cfg: DictConfig) -> None:
-    """Run the study up to search.n_trials trials, then print the results table and the best configuration."""
+    """Run trials until the study holds search.n_trials, then (the worker that finished its last trial) print and
+    write the results table and the best configuration."""
     settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
     parsed = command_line()
     fixed = [o.input_line for o in parsed]
     distributions = searched_space(settings.space, {o.key_or_group for o in parsed})
     check(cfg, distributions, fixed)
-    study = open_study(settings, distributions)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the lab says in its own words what happens to a trial
+    study = open_study(settings, distributions, fixed)
     print(
         f"study {settings.study_name}: {len(counted(study))} of {settings.n_trials} trials done; "
-        f"searching {', '.join(distributions)}; stored in {settings.storage}",
+        f"searching {', '.join(distributions)}; stored in {masked(settings.storage)}",
         flush=True,
     )
-    while True:
-        while (trial := reserve(study, distributions, settings, study_dir / ".study.lock")) is not None:
-            run_trial(study, trial, fixed, cfg)
-        if not (others := running_elsewhere(study)):
-            break
-        # Another process searching this study: its last trials count, and one cut short leaves a trial to run.
-        print(f"waiting for {len(others)} trial(s) of other processes to end", flush=True)
-        while running_elsewhere(study):
-            time.sleep(1)
+    ran = work(study, partial(run_trial, study, distributions, fixed, cfg), settings)
 
-    report(study_dir)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         sys.exit(f"error: no trial of the study {settings.study_name} completed: no best configuration to write")
+    last = max(counted(study), key=lambda t: t.datetime_complete)
     best = study.best_trial
-    experiment = write_best(study, cfg)
     values = " ".join(searched_overrides(best.params, best.distributions))
+    if ran and last.number not in ran:  # another worker finished the study: it writes the table, once
+        print(f"\nbest: trial {best.number}, {settings.metric} {best.value:.4f}: {values}")
+        print(f"the worker that ran trial {last.number}, the study's last, writes its table and best configuration")
+        return
+    report(study_dir)
+    experiment = write_best(study, cfg)
     print(f"\nbest: trial {best.number}, {settings.metric} {best.value:.4f}: {values}")
     print(f"best configuration: {study_dir / 'best.yaml'} and {experiment}")
     print(f"train it: python src/train.py experiment={experiment.stem}", flush=True)
+
+
+def work(study: optuna.Study, objective: Any, settings: DictConfig) -> set[int]:
+    """Run trials until the study holds search.n_trials, then wait for the other workers' running trials: one whose
+    worker died is failed after search.grace_period and queued again, and then run here. Returns the trials run."""
+    ran: set[int] = set()
+    full = StopWhenFull(settings.n_trials)
+    waiting = False
+    while True:
+        fail_stale_trials(study)
+        if not full.reached(study):
+            study.optimize(partial(objective, ran), callbacks=[full], catch=(TrialFailed,))
+            continue
+        if not (running := study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+            return ran
+        if not waiting:
+            print(f"waiting for {len(running)} trial(s) of other workers to end", flush=True)
+        waiting = True
+        time.sleep(settings.heartbeat_interval)
+
+
+class StopWhenFull:
+    """Optuna callback: stops this worker's optimize loop once the trials that count and those running fill the
+    budget. Workers that end trials at the same instant may each start one more: at most workers - 1 extra."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def reached(self, study: optuna.Study) -> bool:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return len(counted(study)) + len(running) >= self.n_trials
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.reached(study):
+            study.stop()
+
+
+class TrialFailed(Exception):
+    """A trial that failed or diverged (recorded in its folder): the search goes on with the next trial."""
 
 
 def command_line() -> list[Override]:
@@ -165,8 +214,12 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
         raise InputError(f"search.direction={settings.direction}: choose maximize or minimize")
     if cfg.ckpt_path:
         raise InputError(f"ckpt_path={cfg.ckpt_path}: every trial trains from scratch; drop ckpt_path")
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise InputError("-m: a search runs its own trials (search.n_trials of them); drop -m")
+    swept = {o.split("=")[0].lstrip("+") for o in HydraConfig.get().overrides.task}
+    if HydraConfig.get().mode == RunMode.MULTIRUN and "search.worker" not in swept:
+        raise InputError(
+            "-m: a search runs its own trials (search.n_trials of them); drop -m, or start several workers on "
+            "this study with -m search.worker=range(N) and nothing else swept"
+        )
     if HydraConfig.get().runtime.choices.get("experiment") == f"search_{settings.study_name}":
         raise InputError(
             f"experiment=search_{settings.study_name}: this search writes its best configuration to that file; "
@@ -194,11 +247,12 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
                 raise InputError(f"search.space.{key}: {message}") from None
 
 
-def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution]) -> optuna.Study:
-    """The study of search.study_name in search.storage: created by the first call, loaded by the next ones."""
+def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution], fixed: list[str]) -> optuna.Study:
+    """The study of search.study_name in search.storage: created by the first call, loaded by the next ones (and by
+    the other workers), which must search it with the same fixed overrides."""
     pruner = instantiate(settings.pruner) if settings.pruner else optuna.pruners.NopPruner()
     study = optuna.create_study(
-        storage=settings.storage,
+        storage=storage(settings),
         study_name=settings.study_name,
         direction=settings.direction,
         pruner=pruner,
@@ -209,6 +263,17 @@ def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution])
             f"search.direction={settings.direction}: the study {settings.study_name} was created to "
             f"{study.direction.name.lower()}; keep that, or choose another search.study_name"
         )
+    earlier, now = (
+        dict(o.lstrip("+").split("=", 1) for o in overrides)
+        for overrides in (study.user_attrs.get("fixed", fixed), fixed)
+    )
+    if differ := differences(earlier, now):
+        shown = ", ".join(f"{key}={old} in the study, {new} now" for key, old, new in differ)
+        raise InputError(
+            f"search.study_name={settings.study_name}: the study was searched with other fixed values ({shown}); "
+            "give the same, or choose another search.study_name"
+        )
+    study.set_user_attr("fixed", fixed)
     for trial in study.get_trials(deepcopy=False):
         for key in distributions.keys() & trial.distributions.keys():
             try:
@@ -218,64 +283,94 @@ def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution])
                     f"search.space.{key}: differs from the study's earlier trials ({error}); "
                     "keep it, or choose another search.study_name"
                 ) from None
-    if settings.sampler.get("seed") is None:  # else seeded per trial (reserve)
+    if settings.sampler.get("seed") is None:  # else seeded per trial (run_trial)
         study.sampler = instantiate(settings.sampler)
     return study
 
 
-def counted(study: optuna.Study) -> list[FrozenTrial]:
-    """The trials that count towards search.n_trials: finished ones, but for those Ctrl-C or SIGTERM cut short."""
-    ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-    return [t for t in ended if t.user_attrs.get("status") != "interrupted"]
-
-
-def reserve(
-    study: optuna.Study, distributions: dict[str, BaseDistribution], settings: DictConfig, lock_path: Path
-) -> Trial | None:
-    """The study's next trial, or None once it holds search.n_trials. Under a lock on the study's folder, so that
-    processes searching one study at once run exactly search.n_trials between them, none twice."""
-    with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        # Running ones first: a trial that ends between the two queries is then counted twice (stop early), not
-        # missed by both (one trial too many).
-        running = running_elsewhere(study)
-        if len(counted(study)) + len(running) >= settings.n_trials:
-            return None
-        # Seeded with the trials already in the study: a resumed search, or a second process, draws new values.
-        if settings.sampler.get("seed") is not None:
-            study.sampler = instantiate(settings.sampler, seed=settings.sampler.seed + len(study.trials))
-        trial = study.ask(distributions)
-        trial.set_user_attr("process", {"host": socket.gethostname(), "pid": os.getpid()})
-        return trial
-
-
-def running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that another live process is running (one that died mid-trial left a trial that no longer counts)."""
-    running = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = trial.user_attrs.get("process")
-        if not owner or (owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()):
-            continue
-        if owner["host"] != socket.gethostname():
-            running.append(trial)  # another machine's: assumed alive
-            continue
+def storage(settings: DictConfig) -> RDBStorage:
+    """search.storage as an Optuna storage whose running trials send heartbeats; InputError if it cannot be used."""
+    url = str(settings.storage)
+    connect = partial(
+        RDBStorage,
+        url,
+        heartbeat_interval=settings.heartbeat_interval,
+        grace_period=settings.grace_period,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+            max_retry=settings.retries, inherit_intermediate_values=True
+        ),
+    )
+    try:
         try:
-            os.kill(owner["pid"], 0)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            pass
-        running.append(trial)
-    return running
+            return connect()
+        except sqlalchemy.exc.IntegrityError:  # workers started together: another one created the tables just now
+            time.sleep(1)
+            return connect()
+    except ImportError as error:  # Optuna's, from the driver's ModuleNotFoundError
+        driver = getattr(error.__cause__, "name", None) or one_line(str(error))
+        raise InputError(
+            f"search.storage={masked(url)}: its database driver ({driver}) is not installed; for PostgreSQL "
+            "pip install -e '.[postgres]' and write postgresql+psycopg://user:password@host/database"
+        ) from None
+    except sqlalchemy.exc.OperationalError as error:
+        reason = one_line(str(error.orig).split("\n")[0]) if error.orig else one_line(str(error))
+        raise InputError(
+            f"search.storage={masked(url)}: cannot connect ({reason}); start the database server, or correct the "
+            "host, port, user, password or database in the URL"
+        ) from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as error:
+        raise InputError(
+            f"search.storage={masked(url)}: not a database URL ({one_line(str(error))}); e.g. "
+            "sqlite:///study.db or postgresql+psycopg://user:password@host/database"
+        ) from None
 
 
-def run_trial(study: optuna.Study, trial: Trial, fixed: list[str], cfg: DictConfig) -> None:
-    """Train a trial's values into their own folder, and tell the study how it went."""
-    searched = searched_overrides(trial.params, trial.distributions)
+def masked(url: str) -> str:
+    """A storage URL as it may be printed: its password as ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def counted(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that count towards search.n_trials: finished ones, but for those Ctrl-C or SIGTERM cut short and
+    those failed for a dead worker (they carry no status: they are run again, or replaced by a new trial)."""
+    ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    return [t for t in ended if t.user_attrs.get("status") not in (None, "interrupted")]
+
+
+def suggest(trial: Trial, key: str, distribution: BaseDistribution) -> Any:
+    """The trial's value for a key, drawn by the sampler (or given by an enqueued or retried trial)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(key, distribution.choices)
+    if isinstance(distribution, FloatDistribution):
+        return trial.suggest_float(
+            key, distribution.low, distribution.high, log=distribution.log, step=distribution.step
+        )
+    return trial.suggest_int(key, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
+
+
+def run_trial(
+    study: optuna.Study,
+    distributions: dict[str, BaseDistribution],
+    fixed: list[str],
+    cfg: DictConfig,
+    ran: set[int],
+    trial: Trial,
+) -> float:
+    """Optuna's objective: train the trial's values into their own folder and return search.metric. A pruned trial
+    raises TrialPruned, a failed or diverged one TrialFailed (the search goes on), Ctrl-C or SIGTERM Interrupted."""
+    ran.add(trial.number)
+    if (seed := cfg.search.sampler.get("seed")) is not None:
+        # Seeded by the trial's number: a resumed search, or another worker, draws values of its own.
+        study.sampler = instantiate(cfg.search.sampler, seed=seed + trial.number)
+    searched = searched_overrides({k: suggest(trial, k, d) for k, d in distributions.items()}, distributions)
     overrides = [*fixed, *searched]
     trial.set_user_attr("overrides", overrides)
     name = f"{trial.number}_{','.join(searched)}".replace("/", "_")[:NAME_LIMIT]
     folder = Path(cfg.paths.output_dir) / name
+    resumed = take_over(study, trial, folder)
     # Like a sweep job's: mlplab.sweep builds the results table from these files.
     (folder / ".hydra").mkdir(parents=True, exist_ok=True)
     (folder / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
@@ -284,36 +379,57 @@ def run_trial(study: optuna.Study, trial: Trial, fixed: list[str], cfg: DictConf
         trial_cfg = compose(config_name="train", overrides=overrides)
         with open_dict(trial_cfg):
             trial_cfg.paths.output_dir = str(folder)
+            trial_cfg.ckpt_path = str(resumed) if resumed else None
         metrics, _ = train(trial_cfg, callbacks=[PruneOnValidation(trial, cfg.search.metric)])
     except Interrupted as stop:  # Ctrl-C or SIGTERM: stop the whole search, which the same command resumes
-        end(study, trial, "interrupted")
+        trial.set_user_attr("status", "interrupted")
         done = f"{len(counted(study))} of {cfg.search.n_trials} trials done"
         print(
             f"interrupted: {signal.Signals(stop.exit_code - 128).name} in trial {trial.number} ({done}); "
             "run the same command again to resume the search",
             file=sys.stderr,
         )
-        sys.exit(stop.exit_code)
+        raise
     except RunStopped as stop:  # pruned or diverged: train() wrote metrics.json with the status
-        end(study, trial, stop.status)
+        trial.set_user_attr("status", stop.status)
         print(f"{stop.status}: trial {trial.number}: {stop}", file=sys.stderr, flush=True)
-        return
-    except Exception as error:  # the search goes on, as a sweep does
+        raise (optuna.TrialPruned if isinstance(stop, Pruned) else TrialFailed)(str(stop)) from None
+    except Exception as error:
         message = failure(error)
         record_failure(folder, message)
-        end(study, trial, "failed")
+        trial.set_user_attr("status", "failed")
         print(f"failed: trial {trial.number}: {message}", file=sys.stderr, flush=True)
-        return
+        raise TrialFailed(message) from None
     except BaseException:  # e.g. Lightning's exit on a Ctrl-C outside the training loop: not a finished trial
-        end(study, trial, "interrupted")
+        trial.set_user_attr("status", "interrupted")
         raise
     if (value := metrics.get(cfg.search.metric)) is None:
-        end(study, trial, "failed")
+        trial.set_user_attr("status", "failed")
         logged = ", ".join(sorted(k for k in metrics if k.startswith("val/")))
         raise InputError(f"search.metric={cfg.search.metric}: the runs do not log it; choose one of {logged}")
-    end(study, trial, "ok", value)
-    best = study.best_trial
-    print(f"trial {trial.number}: {cfg.search.metric} {value:.4f} (best so far: trial {best.number}, {best.value:.4f})")
+    trial.set_user_attr("status", "ok")
+    completed = [(t.value, t.number) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    best_value, best_number = (max if cfg.search.direction == "maximize" else min)(
+        [*completed, (value, trial.number)], key=lambda result: result[0]
+    )
+    print(f"trial {trial.number}: {cfg.search.metric} {value:.4f} (best so far: trial {best_number}, {best_value:.4f})")
+    return value
+
+
+def take_over(study: optuna.Study, trial: Trial, folder: Path) -> Path | None:
+    """A trial run again because its worker died takes over the dead trial's folder, to resume from its newest
+    checkpoint; returns that checkpoint (None: a new trial, or nothing saved, or a folder on another machine)."""
+    [frozen] = (t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    if not (history := RetryHeartbeatStaleTrialCallback.retry_history(frozen)):
+        return None
+    dead = history[-1]
+    earlier = [path for path in folder.parent.glob(f"{dead}_*") if path.is_dir()]
+    if earlier:
+        earlier[0].rename(folder)
+    checkpoint = newest_checkpoint(folder) if earlier else None
+    start = f"resuming from {checkpoint}" if checkpoint else "from the start"
+    print(f"\ntrial {trial.number} runs trial {dead} again, whose worker stopped sending heartbeats: {start}")
+    return checkpoint
 
 
 def searched_overrides(params: dict[str, Any], distributions: dict[str, BaseDistribution]) -> list[str]:
@@ -325,13 +441,6 @@ def searched_overrides(params: dict[str, Any], distributions: dict[str, BaseDist
             value = float(f"{value:.3g}")  # 0.0031234567 -> 0.00312: readable names and tables
         overrides.append(f"{key}={override_text(value)}")
     return overrides
-
-
-def end(study: optuna.Study, trial: Trial, status: str, value: float | None = None) -> None:
-    """Record how the trial ended, in Optuna's terms and in metrics.json's (its `status` user attribute)."""
-    trial.set_user_attr("status", status)
-    state = {"ok": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(status, TrialState.FAIL)
-    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
 
 class Pruned(RunStopped):

@@ -1,0 +1,212 @@
+"""Several workers on one study, through Optuna's storage alone: SQLite on one machine, and a real PostgreSQL server
+as workers on many machines would share. Heartbeats fail a dead worker's trial, which is run again."""
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import REPO, SYNTHETIC, data_overrides
+from postgres import free_port
+
+ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+# Trials of 2 epochs on the synthetic data, heartbeats every second, a dead worker noticed after 3.
+FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none", "search.pruner=null"]
+QUICK_HEARTBEATS = ["search.heartbeat_interval=1", "search.grace_period=3"]
+
+
+def command(folder: Path, synthetic_mnist, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO / "src" / "search.py"),
+        *FAST,
+        *data_overrides(synthetic_mnist),
+        f"hydra.run.dir={folder}",
+        f"search.experiment_dir={folder}/conf/experiment",
+        *args,
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path) -> str:
+    """A storage URL for the study: SQLite in the test's folder, or a database of its own on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/study.db"
+    return request.getfixturevalue("postgres").url(f"study_{uuid.uuid4().hex[:12]}")
+
+
+def load(storage: str, name: str = "mlp") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.user_attrs.get("status") not in (None, "interrupted")]
+
+
+@pytest.mark.slow
+def test_three_workers_started_by_one_command_share_the_budget(synthetic_mnist, tmp_path, storage):
+    """python src/search.py -m search.worker=range(3) hydra/launcher=joblib: three processes, one study."""
+    folder = tmp_path / "study"
+    args = [
+        "search.worker=range(3)",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=3",
+        f"search.storage={storage}",
+        "search.n_trials=6",
+    ]
+    workers = [*command(folder, synthetic_mnist, *args), "-m"]
+    result = subprocess.run(workers, capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = load(storage)
+    done = counted(study)
+    # Workers that end trials at the same instant may each start one more: at most workers - 1 = 2 extra.
+    assert 6 <= len(done) <= 8 and all(t.state.name == "COMPLETE" for t in done), [t.state for t in study.trials]
+    assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)  # no trial run twice
+    # The table and the best configuration written once, by the worker that finished the last trial.
+    assert result.stdout.count("best configuration:") == 1, result.stdout
+    assert result.stdout.count("writes its table and best configuration") == 2
+    with (folder / "results.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert sum(int(row["seeds"]) for row in rows) == len(done)
+    assert (folder / "best.yaml").exists() and {"0", "1", "2"} <= {p.name for p in (folder / "workers").iterdir()}
+
+
+@pytest.mark.slow
+def test_a_killed_worker_s_trial_is_failed_by_another_and_run_again(synthetic_mnist, tmp_path, storage):
+    folder = tmp_path / "study"
+    base = command(folder, synthetic_mnist, f"search.storage={storage}", "search.n_trials=3", *QUICK_HEARTBEATS)
+    base += ["trainer.max_epochs=3"]
+    victim = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    for line in victim.stdout:  # kill it once its first trial has saved an epoch's checkpoint
+        if line.startswith("trial 0 ("):
+            break
+    while not list(folder.glob("0_*/checkpoints/last.ckpt")):
+        time.sleep(0.2)
+    survivor = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    out, err = survivor.communicate(timeout=600)
+    print(out)
+    assert survivor.returncode == 0, err[-3000:]
+    study = load(storage)
+    dead = study.trials[0]
+    assert dead.state.name == "FAIL" and "status" not in dead.user_attrs  # failed for its silent worker
+    [retry] = [t for t in study.trials if t.system_attrs.get("retry_history") == [0]]
+    assert retry.state.name == "COMPLETE" and retry.params == dead.params
+    assert f"trial {retry.number} runs trial 0 again, whose worker stopped sending heartbeats: resuming from" in out
+    assert len(counted(study)) == 3  # the budget, the dead trial not counted
+    assert not list(folder.glob("0_*"))  # its folder taken over by the retry, where it resumed
+    assert (next(folder.glob(f"{retry.number}_*")) / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_two_studies_in_one_database_stay_apart(synthetic_mnist, tmp_path, storage):
+    for name, trials in (("first", 1), ("second", 2)):
+        folder = tmp_path / name
+        args = [f"search.storage={storage}", f"search.study_name={name}", f"search.n_trials={trials}"]
+        result = subprocess.run(command(folder, synthetic_mnist, *args), capture_output=True, text=True, env=ENV)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert [len(load(storage, name).trials) for name in ("first", "second")] == [1, 2]
+
+
+def test_a_study_searched_with_other_fixed_values_is_refused(synthetic_mnist, tmp_path):
+    folder = tmp_path / "study"
+    first = subprocess.run(
+        command(folder, synthetic_mnist, "search.n_trials=1"), capture_output=True, text=True, env=ENV
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run(
+        command(folder, synthetic_mnist, "search.n_trials=2", "trainer.max_epochs=3"),
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert second.returncode != 0
+    [line] = second.stderr.strip().splitlines()
+    assert line == (
+        "error: search.study_name=mlp: the study was searched with other fixed values (trainer.max_epochs=2 in the "
+        "study, 3 now); give the same, or choose another search.study_name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "postgresql+psycopg://someone:hunter2@127.0.0.1:1/optuna",
+            r"search.storage=postgresql\+psycopg://someone:\*\*\*@127.0.0.1:1/optuna: cannot connect \(.*\); "
+            "start the database server",
+        ),
+        (
+            "mysql://someone:hunter2@127.0.0.1/optuna",
+            r"search.storage=mysql://someone:\*\*\*@127.0.0.1/optuna: its database driver \(MySQLdb\) is not installed",
+        ),
+        ("nonsense", r"search.storage=nonsense: not a database URL"),
+    ],
+)
+def test_a_storage_that_cannot_be_used_is_one_line_and_writes_nothing(synthetic_mnist, tmp_path, url, message):
+    folder = tmp_path / "study"
+    result = subprocess.run(
+        command(folder, synthetic_mnist, f"search.storage={url}"), capture_output=True, text=True, env=ENV
+    )
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert re.search(message, line), line
+    assert "hunter2" not in result.stdout + result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".hydra", "search.log"]  # Hydra's own: no trial, no study
+
+
+def test_a_wrong_password_is_one_line(synthetic_mnist, tmp_path, postgres):
+    url = postgres.url("wrong_password", password="not-the-password")
+    result = subprocess.run(
+        command(tmp_path / "study", synthetic_mnist, f"search.storage={url}"), capture_output=True, text=True, env=ENV
+    )
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot connect" in line and 'password authentication failed for user "mlplab"' in line, line
+    assert "not-the-password" not in line
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_a_finished_study(synthetic_mnist, tmp_path):
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is missing: pip install -e '.[dashboard]'")
+    folder = tmp_path / "study"
+    result = subprocess.run(command(folder, synthetic_mnist, "search.n_trials=2"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = free_port()
+    dashboard = shutil.which("optuna-dashboard") or str(Path(sys.executable).parent / "optuna-dashboard")
+    server = subprocess.Popen(
+        [dashboard, f"sqlite:///{folder}/study.db", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        studies = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
+                    studies = json.load(answer)["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert studies is not None, "the dashboard did not answer"
+        [study] = studies
+        assert study["study_name"] == "mlp"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}") as answer:
+            detail = json.load(answer)
+        assert [t["state"] for t in detail["trials"]] == ["Complete", "Complete"]
+        assert [t["number"] for t in detail["best_trials"]] == [load(f"sqlite:///{folder}/study.db").best_trial.number]
+    finally:
+        server.terminate()
+        server.wait()
