@@ -110,6 +110,32 @@ def test_a_killed_worker_s_trial_is_failed_by_another_and_run_again(synthetic_mn
     assert (next(folder.glob(f"{retry.number}_*")) / "metrics.json").exists()
 
 
+def test_sigterm_stops_the_search_in_one_line_and_the_next_call_replaces_the_trial(synthetic_mnist, tmp_path):
+    folder, storage = tmp_path / "study", f"sqlite:///{tmp_path}/study.db"
+    base = command(folder, synthetic_mnist, f"search.storage={storage}", "search.n_trials=2")
+    # Long enough that the signal comes during training (a trial is about 0.1 s per epoch here).
+    search = subprocess.Popen(
+        [*base, "trainer.max_epochs=100"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    while not list(folder.glob("0_*/checkpoints/last.ckpt")):
+        time.sleep(0.2)
+    search.send_signal(signal.SIGTERM)
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 143
+    assert err.strip().splitlines()[-1] == (
+        "interrupted: SIGTERM in trial 0 (0 of 2 trials done); run the same command again to resume the search"
+    )
+    [trial] = load(storage).trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["status"] == "interrupted"
+    again = subprocess.run([*base, "trainer.max_epochs=100"], capture_output=True, text=True, env=ENV)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [(t.number, t.user_attrs["status"]) for t in load(storage).trials] == [
+        (0, "interrupted"),
+        (1, "ok"),
+        (2, "ok"),
+    ]
+
+
 @pytest.mark.slow
 def test_two_studies_in_one_database_stay_apart(synthetic_mnist, tmp_path, storage):
     for name, trials in (("first", 1), ("second", 2)):

@@ -69,7 +69,10 @@ def search(cfg: DictConfig) -> None:
         f"searching {', '.join(distributions)}; stored in {masked(settings.storage)}",
         flush=True,
     )
-    ran = work(study, partial(run_trial, study, distributions, fixed, cfg), settings)
+    try:
+        ran = work(study, partial(run_trial, study, distributions, fixed, cfg), settings)
+    except Interrupted as stop:  # run_trial said where, and how to resume
+        sys.exit(stop.exit_code)
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         sys.exit(f"error: no trial of the study {settings.study_name} completed: no best configuration to write")
