@@ -25,7 +25,19 @@ REAL_MNIST_PRESENT = all(
         "t10k-labels-idx1-ubyte",
     )
 )
-real_data = pytest.mark.skipif(not REAL_MNIST_PRESENT, reason="the real MNIST files are not in data/MNIST/raw")
+# Markers of the second test command (README): `-m real_data` selects these tests, which skip, saying why, where
+# their files or their browser are missing.
+real_data = pytest.mark.real_data
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("real_data") and not REAL_MNIST_PRESENT:
+        pytest.skip("the real MNIST files are not in data/MNIST/raw")
+    if item.get_closest_marker("browser"):
+        from mlplab import browser
+
+        if reason := browser.missing():
+            pytest.skip(f"no browser: {reason}")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

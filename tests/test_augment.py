@@ -143,6 +143,7 @@ def nearest_distance(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
     return torch.cdist(images.flatten(1), pool.flatten(1), p=float("inf")).min(dim=1).values
 
 
+@pytest.mark.slow
 def test_training_batches_are_distorted_and_evaluation_batches_are_not(synthetic_mnist, tmp_path):
     augment = "data.augment={rotate:10,scale:0.1,shift:2}"
     batches, splits = fit_batches(synthetic_mnist, tmp_path / "a", augment)

@@ -24,6 +24,7 @@ def figures(pattern: str, text: str) -> list[float]:
     return [float(group.replace(",", "")) for group in found.groups()]
 
 
+@pytest.mark.slow
 def test_short_benchmark_prints_positive_consistent_figures(synthetic_mnist):
     data_dir, md5 = synthetic_mnist
     prepare_mnist(data_dir, md5)  # the benchmark reads the decompressed files as they are
@@ -94,6 +95,7 @@ def test_short_benchmark_on_the_gpu_names_it_and_trains_all_three_there(syntheti
     assert figures(rf"^\(c\) mlplab.*?\s{NUMBER}\s+{NUMBER}\s+{NUMBER}$", result.stdout)[0] > 0
 
 
+@pytest.mark.slow
 def test_asking_for_a_gpu_where_there_is_none_is_refused_in_one_line():
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")

@@ -133,3 +133,48 @@ def test_diverged_jobs_are_kept_unless_sweep_rerun_names_them(synthetic_mnist, t
     refused = sweep(folder, synthetic_mnist, "sweep.rerun=[ok]", **lrs)
     assert refused.returncode == 1
     assert "error: sweep.rerun=['ok']: ok is not a status to rerun; choose from failed, diverged" in refused.stderr
+
+
+def killed_and_continued(folder: Path, data, until: str, swept: tuple[str, ...]) -> tuple[set[str], str]:
+    """A sweep killed (its whole process group, launcher workers included, as a lost machine would be) once the
+    checkpoint `until` (a glob in the sweep folder) exists, then run again: (the jobs finished before the kill, the
+    second run's output)."""
+    process = subprocess.Popen(
+        command(folder, data, swept=swept), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=environment(), start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not list(folder.glob(until)):
+        assert process.poll() is None and time.monotonic() < deadline, "the sweep ended before the kill"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {str(path.parent.relative_to(folder)) for path in folder.glob("**/metrics.json")}
+    again = sweep(folder, data, swept=swept)
+    assert again.returncode == 0, again.stderr
+    return finished, again.stdout
+
+
+def test_a_joblib_sweep_killed_with_its_workers_continues_with_the_same_results(synthetic_mnist, tmp_path):
+    swept = ("optimizer=sgd,momentum,adam", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    finished, out = killed_and_continued(tmp_path / "killed", synthetic_mnist, "*/checkpoints/last.ckpt", swept)
+    assert out.count("kept: ") == len(finished)
+    assert all(f"kept: {job} (ok, from an earlier run of this sweep)" in out for job in finished)
+    assert out.count("resuming: ") >= 1  # at least the job whose checkpoint the kill waited for
+    whole = sweep(tmp_path / "whole", synthetic_mnist, swept=swept)
+    assert whole.returncode == 0, whole.stderr
+    assert results(tmp_path / "killed") == results(tmp_path / "whole")
+
+
+def test_a_tuned_sweep_killed_in_its_final_phase_keeps_both_phases_work(synthetic_mnist, tmp_path):
+    swept = ("sweep=optimizers_tuned", "optimizer=sgd,adam", "sweep.tune.grid=[0.003,0.1]", "sweep.seeds=2")
+    # The kill comes once a job of the final phase (folders 0_... beside tune/) has saved an epoch.
+    finished, out = killed_and_continued(tmp_path / "killed", synthetic_mnist, "[0-9]*/checkpoints/last.ckpt", swept)
+    tuning = {job for job in finished if job.startswith("tune/")}
+    assert len(tuning) == 4  # every grid point of the tuning phase had finished
+    assert out.count("kept: ") == len(finished)  # none of them trained again
+    assert out.count("resuming: ") == 1
+    whole = sweep(tmp_path / "whole", synthetic_mnist, swept=swept)
+    assert whole.returncode == 0, whole.stderr
+    assert results(tmp_path / "killed") == results(tmp_path / "whole")
+    assert results(tmp_path / "killed" / "tune") == results(tmp_path / "whole" / "tune")

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 SCRIPT = REPO / "scripts" / "lesson_script.py"
@@ -79,6 +81,7 @@ OFFLINE = (
 )
 
 
+@pytest.mark.slow
 def test_the_script_runs_offline_on_a_synthetic_mnist_and_prints_only_its_last_two_lines(synthetic_mnist, tmp_path):
     data_dir = tmp_path / "data"
     shutil.copytree(synthetic_mnist[0], data_dir)  # the script unpacks the .gz files beside them

@@ -33,6 +33,7 @@ def found(synthetic_mnist, tmp_path_factory):
     return result.stdout, json.loads((folder / "lr_find.json").read_text()), folder
 
 
+@pytest.mark.slow
 def test_the_test_says_what_to_train_with_and_writes_its_curve(found):
     stdout, result, folder = found
     smoothed = result["curve"]["smoothed_loss"]
@@ -71,6 +72,7 @@ def test_the_test_stops_once_the_smoothed_loss_passes_its_divergence_bound():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 1e6 ** (3 / 6))  # the last step that ran: the 4th
 
 
+@pytest.mark.slow
 def test_training_at_the_suggestion_beats_a_hundred_times_more_and_less(found, make_cfg, tmp_path):
     steepest = found[1]["suggestions"]["steepest"]
     losses = {}
@@ -119,6 +121,7 @@ def test_bad_settings_are_named(synthetic_mnist, tmp_path, override, message):
 @pytest.mark.parametrize(
     ("optimizer", "low", "high", "divergence"), [("sgd", 0.03, 1.0, 4.0), ("adam", 1e-4, 1e-2, 3.0)]
 )
+@pytest.mark.slow
 def test_on_real_mnist_the_loss_falls_then_diverges_and_the_suggestion_is_where_these_optimizers_train(
     tmp_path, optimizer, low, high, divergence
 ):
@@ -130,6 +133,7 @@ def test_on_real_mnist_the_loss_falls_then_diverges_and_the_suggestion_is_where_
 
 
 @real_data
+@pytest.mark.slow
 def test_on_real_mnist_sgd_at_the_suggestion_trains_as_well_as_the_best_of_a_coarse_grid(tmp_path):
     """The issue's check: 3 epochs of the lesson's network at the steepest-descent suggestion come within 0.5
     points of validation accuracy of the best learning rate on a grid half a decade apart."""

@@ -190,6 +190,7 @@ def test_each_network_evaluates_as_it_was_tested(trained, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:`torch\\.jit\\.\\w+` is deprecated:FutureWarning")  # torchscript is deprecated
 @pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.slow
 def test_each_network_exports_to_every_format(trained, fmt, tmp_path):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")

@@ -5,6 +5,7 @@ import json
 import re
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import REPO
@@ -40,6 +41,7 @@ def test_the_notebook_follows_the_lessons_sections_under_their_own_numbers_and_t
     assert last_section < len(found) - 1 and "§" not in "".join(headings()[last_section + 1 :])  # the lab
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_top_to_bottom_on_the_synthetic_mnist(synthetic_mnist, tmp_path, monkeypatch):
     data_dir, md5 = synthetic_mnist
     monkeypatch.setenv("MLPLAB_DATA_DIR", str(data_dir))

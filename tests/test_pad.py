@@ -22,7 +22,6 @@ from mlplab.training import train
 
 from conftest import REPO, SYNTHETIC, compose_train, real_data
 
-needs_browser = pytest.mark.skipif(browser.missing() is not None, reason=f"no browser: {browser.missing()}")
 ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
 
 
@@ -61,6 +60,7 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_the_pad_answers_a_drawing_with_the_top_3_and_the_image_the_network_sees(synthetic_pad):
     address, _ = synthetic_pad
     canvas = np.full((280, 280), 255)
@@ -110,6 +110,7 @@ def test_bad_requests_get_a_clear_message_and_the_pad_keeps_serving(
     assert post(address, png(canvas))[0] == 200  # still serving
 
 
+@pytest.mark.slow
 def test_a_missing_or_foreign_checkpoint_and_a_taken_port_end_in_one_line(tmp_path, synthetic_pad):
     result = run_draw()
     assert result.returncode == 1 and result.stderr.startswith("error: ckpt_path is required")
@@ -139,8 +140,9 @@ def real_pad(tmp_path_factory):
         yield address, metrics["best_checkpoint"]
 
 
-@needs_browser
+@pytest.mark.browser
 @real_data
+@pytest.mark.slow
 def test_drawn_mnist_digits_are_read_as_src_predict_reads_the_same_drawing(real_pad, tmp_path):
     address, checkpoint = real_pad
     images, labels = browser.mnist_test_digits(12)
@@ -181,7 +183,7 @@ def test_drawn_mnist_digits_are_read_as_src_predict_reads_the_same_drawing(real_
     assert right >= 10
 
 
-@needs_browser
+@pytest.mark.browser
 @real_data
 def test_on_a_phone_sized_screen_a_finger_draws_and_the_answer_is_in_view(real_pad, tmp_path):
     address, _ = real_pad

@@ -121,6 +121,7 @@ def test_a_value_that_cannot_be_converted_is_named_by_its_key(overrides, message
         (["optimizer=rmsprop", "optimizer.alpha=2"], "error: optimizer.alpha=2: must be a number in [0, 1)"),
     ],
 )
+@pytest.mark.slow
 def test_the_command_line_refuses_a_value_torch_would_train_with(synthetic_mnist, tmp_path, args, error):
     run_dir = tmp_path / "run"
     command = [sys.executable, str(REPO / "src" / "train.py"), *SYNTHETIC, *data_overrides(synthetic_mnist), *args]

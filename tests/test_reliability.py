@@ -158,6 +158,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(synthetic_mnist, bad_files, tm
     assert not (run_dir / "checkpoints").exists()  # nothing was trained
 
 
+@pytest.mark.slow
 def test_bad_input_from_a_real_process_has_no_traceback_unless_asked(synthetic_mnist, tmp_path):
     command = [sys.executable, str(REPO / "src" / "train.py"), "optimizer.lr=-1", f"hydra.run.dir={tmp_path}"]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
@@ -243,6 +244,7 @@ def uninterrupted(synthetic_mnist, tmp_path_factory) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_usable_last_checkpoint_and_resuming_matches_the_uninterrupted_run(
     synthetic_mnist, tmp_path, uninterrupted
 ):
@@ -275,6 +277,7 @@ def test_sigkill_leaves_a_usable_last_checkpoint_and_resuming_matches_the_uninte
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.slow
 def test_interruption_saves_a_checkpoint_says_how_to_resume_and_resumes_exactly(
     synthetic_mnist, tmp_path, uninterrupted, signum
 ):

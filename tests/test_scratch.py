@@ -193,6 +193,7 @@ def load_script():
 
 
 @real_data
+@pytest.mark.slow
 def test_binary_network_tells_3_from_8_after_one_epoch():
     (x_train, y_train), _, (x_test, y_test) = load_script().load_mnist([3, 8])
     assert x_train.shape[1] == 784 and set(np.unique(y_test)) == {0.0, 1.0} and len(y_test) == 1984

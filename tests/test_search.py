@@ -70,6 +70,7 @@ def study(synthetic_mnist, tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(folder=folder, conf=conf, first=first, after_first=after_first, second=second)
 
 
+@pytest.mark.slow
 def test_a_search_writes_its_study_results_and_best_configuration(study):
     folder, first, first_trials, rows = study.folder, study.first, study.after_first.trials, study.after_first.rows
     assert [t.state for t in first_trials] == [optuna.trial.TrialState.COMPLETE] * 3
@@ -108,6 +109,7 @@ def test_a_search_writes_its_study_results_and_best_configuration(study):
     assert "train it: python src/train.py experiment=search_mlp" in first.stdout
 
 
+@pytest.mark.slow
 def test_a_second_call_resumes_to_the_asked_number_of_trials(study):
     folder, first_trials, second = study.folder, study.after_first.trials, study.second
     assert second.returncode == 0, second.stderr
@@ -121,6 +123,7 @@ def test_a_second_call_resumes_to_the_asked_number_of_trials(study):
     assert len(read_csv(folder / "results.csv")) == 5
 
 
+@pytest.mark.slow
 def test_the_best_configuration_trains_as_an_experiment(study, tmp_path):
     folder, conf = study.folder, study.conf
     best = load_study(folder).best_trial
@@ -132,6 +135,7 @@ def test_the_best_configuration_trains_as_an_experiment(study, tmp_path):
     assert metrics["test/loss"] == expected["test/loss"]
 
 
+@pytest.mark.slow
 def test_unpromising_trials_are_pruned_after_a_validation_epoch(study):
     folder = study.folder
     hopeless = trials(folder)[3]  # the queued one: plain SGD at lr 1e-4
@@ -152,6 +156,7 @@ def test_unpromising_trials_are_pruned_after_a_validation_epoch(study):
     assert rows["0.0001"]["status"] == "1 pruned" and rows["0.0001"]["optimizer"] == "sgd"
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_before_any_trial(tmp_path):
     result = search(f"hydra.run.dir={tmp_path}", "+search.space={model.widht:{type:int,low:64,high:512}}")
     assert result.returncode == 1

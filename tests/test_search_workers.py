@@ -54,28 +54,35 @@ def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.user_attrs.get("status") not in (None, "interrupted")]
 
 
+LAUNCHERS = {  # a launcher's options for three workers at once, and the files where the workers' output goes
+    "joblib": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"], None),
+    "submitit_local": (["hydra/launcher=submitit_local"], "workers/.submitit/*/*_log.out"),
+}
+
+
 @pytest.mark.slow
-def test_three_workers_started_by_one_command_share_the_budget(synthetic_mnist, tmp_path, storage):
-    """python src/search.py -m search.worker=range(3) hydra/launcher=joblib: three processes, one study."""
+@pytest.mark.parametrize(
+    ("launcher", "storage"),
+    [("joblib", "sqlite"), ("joblib", "postgresql"), ("submitit_local", "sqlite")],
+    indirect=["storage"],
+)
+def test_three_workers_started_by_one_command_share_the_budget(synthetic_mnist, tmp_path, launcher, storage):
+    """python src/search.py -m search.worker=range(3) hydra/launcher=...: three processes, one study."""
     folder = tmp_path / "study"
-    args = [
-        "search.worker=range(3)",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=3",
-        f"search.storage={storage}",
-        "search.n_trials=6",
-    ]
+    options, logs = LAUNCHERS[launcher]
+    args = ["search.worker=range(3)", *options, f"search.storage={storage}", "search.n_trials=6"]
     workers = [*command(folder, synthetic_mnist, *args), "-m"]
     result = subprocess.run(workers, capture_output=True, text=True, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
+    output = "".join(path.read_text() for path in folder.glob(logs)) if logs else result.stdout
     study = load(storage)
     done = counted(study)
     # Workers that end trials at the same instant may each start one more: at most workers - 1 = 2 extra.
     assert 6 <= len(done) <= 8 and all(t.state.name == "COMPLETE" for t in done), [t.state for t in study.trials]
     assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)  # no trial run twice
     # The table and the best configuration written once, by the worker that finished the last trial.
-    assert result.stdout.count("best configuration:") == 1, result.stdout
-    assert result.stdout.count("writes its table and best configuration") == 2
+    assert output.count("best configuration:") == 1, output
+    assert output.count("writes its table and best configuration") == 2
     with (folder / "results.csv").open() as table:
         rows = list(csv.DictReader(table))
     assert sum(int(row["seeds"]) for row in rows) == len(done)
@@ -110,6 +117,7 @@ def test_a_killed_worker_s_trial_is_failed_by_another_and_run_again(synthetic_mn
     assert (next(folder.glob(f"{retry.number}_*")) / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_search_in_one_line_and_the_next_call_replaces_the_trial(synthetic_mnist, tmp_path):
     folder, storage = tmp_path / "study", f"sqlite:///{tmp_path}/study.db"
     base = command(folder, synthetic_mnist, f"search.storage={storage}", "search.n_trials=2")
@@ -146,6 +154,7 @@ def test_two_studies_in_one_database_stay_apart(synthetic_mnist, tmp_path, stora
     assert [len(load(storage, name).trials) for name in ("first", "second")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_study_searched_with_other_fixed_values_is_refused(synthetic_mnist, tmp_path):
     folder = tmp_path / "study"
     first = subprocess.run(
@@ -181,6 +190,7 @@ def test_a_study_searched_with_other_fixed_values_is_refused(synthetic_mnist, tm
         ("nonsense", r"search.storage=nonsense: not a database URL"),
     ],
 )
+@pytest.mark.slow
 def test_a_storage_that_cannot_be_used_is_one_line_and_writes_nothing(synthetic_mnist, tmp_path, url, message):
     folder = tmp_path / "study"
     result = subprocess.run(
@@ -193,6 +203,7 @@ def test_a_storage_that_cannot_be_used_is_one_line_and_writes_nothing(synthetic_
     assert sorted(p.name for p in folder.iterdir()) == [".hydra", "search.log"]  # Hydra's own: no trial, no study
 
 
+@pytest.mark.slow
 def test_a_wrong_password_is_one_line(synthetic_mnist, tmp_path, postgres):
     url = postgres.url("wrong_password", password="not-the-password")
     result = subprocess.run(

@@ -38,6 +38,7 @@ def sweep(synthetic_mnist, tmp_path_factory):
     return folder, multirun(*args)
 
 
+@pytest.mark.slow
 def test_one_folder_per_job_named_after_its_overrides(sweep):
     folder, result = sweep
     assert result.returncode == 0, result.stderr
@@ -51,6 +52,7 @@ def test_one_folder_per_job_named_after_its_overrides(sweep):
         assert json.loads((folder / job / "metrics.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_results_group_seeds_with_mean_and_std_sorted_by_validation(sweep):
     folder, result = sweep
     rows = read_csv(folder / "results.csv")
@@ -71,6 +73,7 @@ def test_results_group_seeds_with_mean_and_std_sorted_by_validation(sweep):
     assert (folder / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_failed_and_diverged_jobs_are_recorded_and_the_rest_still_run(synthetic_mnist, tmp_path):
     args = [*FAST, *data_overrides(synthetic_mnist), "optimizer.lr=0.01,1e12,-1", f"hydra.sweep.dir={tmp_path}"]
     result = multirun(*args)
@@ -84,6 +87,7 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_rest_still_run(synthetic_
     assert "diverged: train/loss is nan" in result.stderr and "failed: optimizer.lr=-1" in result.stderr
 
 
+@pytest.mark.slow
 def test_summarize_rebuilds_the_table_of_an_interrupted_sweep(sweep, tmp_path):
     folder, _ = sweep
     copy = tmp_path / "sweep"
@@ -113,6 +117,7 @@ def test_job_folder_names_are_cut_at_150_characters():
     assert OmegaConf.create({"num": 3, "name": "x" * 200, "subdir": subdir}).subdir == "3_" + "x" * 150
 
 
+@pytest.mark.slow
 def test_summarize_rejects_a_folder_without_jobs(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "summarize.py"), str(tmp_path)], capture_output=True, text=True
@@ -157,6 +162,7 @@ def test_presets_sweep_their_options_over_the_asked_number_of_seeds(preset, key,
     assert params[key] == values and params.seed == "range(0,3)"
 
 
+@pytest.mark.slow
 def test_parallel_jobs_share_the_cores_and_runs_never_share_a_folder(synthetic_mnist, tmp_path):
     args = [*FAST, *data_overrides(synthetic_mnist), "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"]
     result = multirun(*args, f"hydra.sweep.dir={tmp_path / 'sweep'}")

@@ -13,7 +13,6 @@ from mlplab.runs import read_metrics
 
 from conftest import SYNTHETIC, data_overrides
 
-needs_browser = pytest.mark.skipif(browser.missing() is not None, reason=f"no browser: {browser.missing()}")
 RUNS = ["0_optimizer=sgd", "1_optimizer=adam"]
 
 
@@ -27,6 +26,7 @@ def sweep(synthetic_mnist, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_runs_are_named_by_what_varies_and_the_hparams_columns_list_it_first(sweep):
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == RUNS
     assert not list(sweep.glob("events.*"))  # no empty run named `.`: the columns go with the first run
@@ -46,7 +46,8 @@ def shown_number(value: float) -> str:
     return f"{value:#.5g}"
 
 
-@needs_browser
+@pytest.mark.browser
+@pytest.mark.slow
 def test_tensorboard_shows_what_the_sweep_asks_at_a_glance(sweep, tmp_path):
     screenshots = tmp_path / "screenshots"
     screenshots.mkdir()

@@ -177,6 +177,7 @@ def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path):
     run_dir = tmp_path / "run"
     result = cli(*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=2", f"hydra.run.dir={run_dir}")
@@ -192,6 +193,7 @@ def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_command_line_reports_a_corrupted_data_file_in_one_line(synthetic_mnist, tmp_path):
     data_dir, md5 = synthetic_mnist
     raw = tmp_path / "data" / "MNIST" / "raw"
@@ -249,6 +251,7 @@ def test_without_a_validation_set_every_training_image_trains_and_the_final_mode
     assert "(final weights; no validation set; 2 epochs in" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_sweep_without_a_validation_set_is_refused(synthetic_mnist, tmp_path):
     from test_sweep import multirun
 

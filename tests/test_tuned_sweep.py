@@ -19,6 +19,7 @@ def tuned(synthetic_mnist, tmp_path_factory):
     return folder, multirun(*args, "sweep.seeds=2", f"hydra.sweep.dir={folder}")
 
 
+@pytest.mark.slow
 def test_each_grid_point_runs_once_with_the_tuning_budget_and_a_diverging_one_is_skipped(tuned):
     folder, result = tuned
     assert result.returncode == 0, result.stderr  # a diverged grid point is expected, not a failed sweep
@@ -31,6 +32,7 @@ def test_each_grid_point_runs_once_with_the_tuning_budget_and_a_diverging_one_is
     assert len(read_csv(folder / "tune" / "results.csv")) == 6 and "diverged: train/loss is nan" in result.stderr
 
 
+@pytest.mark.slow
 def test_final_runs_use_the_learning_rate_best_on_validation_on_every_seed(tuned):
     folder, result = tuned
     tuning, final = load_jobs(folder / "tune"), load_jobs(folder)
@@ -51,6 +53,7 @@ def test_final_runs_use_the_learning_rate_best_on_validation_on_every_seed(tuned
     assert (folder / "results.md").read_text() in result.stdout
 
 
+@pytest.mark.slow
 def test_an_optimizer_whose_every_grid_point_diverges_gets_a_failed_row(synthetic_mnist, tmp_path):
     args = [*FAST, *data_overrides(synthetic_mnist), "sweep=optimizers_tuned", "optimizer=sgd,adam"]
     result = multirun(*args, "sweep.tune.grid=[1e12]", f"hydra.sweep.dir={tmp_path}")
@@ -64,6 +67,7 @@ def test_an_optimizer_whose_every_grid_point_diverges_gets_a_failed_row(syntheti
 
 
 @pytest.mark.parametrize("override", ["optimizer.lr=0.1", "seed=0,1"])
+@pytest.mark.slow
 def test_the_tuned_key_and_the_seed_are_the_sweeps_own(synthetic_mnist, tmp_path, override):
     result = multirun("sweep=optimizers_tuned", override, f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 1

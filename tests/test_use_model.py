@@ -126,6 +126,7 @@ def test_eval_rejects_unknown_data_settings(trained, tmp_path, override, message
         evaluate(cfg)
 
 
+@pytest.mark.slow
 def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tmp_path):
     run_dir = tmp_path / "eval_run"
     result = cli("eval.py", f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -136,6 +137,7 @@ def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tm
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(trained["test/acc"])
 
 
+@pytest.mark.slow
 def test_eval_command_without_checkpoint_prints_one_error_line(tmp_path):
     result = cli("eval.py", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -278,6 +280,7 @@ def test_predict_rejects_bad_settings(trained, image_folder, tmp_path, overrides
         predict(compose_use("predict", [*base, *overrides], tmp_path))
 
 
+@pytest.mark.slow
 def test_predict_command_reports_good_files_and_fails_for_bad_ones(trained, image_folder, tmp_path):
     run_dir = tmp_path / "predict_run"
     args = [f"ckpt_path={trained['best_checkpoint']}", "input=images", f"hydra.run.dir={run_dir}"]
@@ -311,6 +314,7 @@ def render_as_user_images(images: torch.Tensor, labels: torch.Tensor, folder: Pa
 
 
 @real_data
+@pytest.mark.slow
 def test_predicts_most_real_digits_rendered_as_user_images(tmp_path):
     # One short epoch: about 93% on the test set, enough to tell the framing works.
     short = ["trainer.max_epochs=1", "++trainer.limit_train_batches=300", "logger=none"]
@@ -375,6 +379,7 @@ def test_export_rejects_unknown_formats_and_says_what_onnx_needs(trained, tmp_pa
         export_model(compose_use("export", [f"ckpt_path={checkpoint}", "format=onnx"], tmp_path))
 
 
+@pytest.mark.slow
 def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_path):
     run_dir = tmp_path / "export_run"
     args = [f"ckpt_path={trained['best_checkpoint']}", "format=torch_export", f"hydra.run.dir={run_dir}"]
