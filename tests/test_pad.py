@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from base64 import b64decode
@@ -18,6 +19,8 @@ from PIL import Image
 
 from mlplab import browser
 from mlplab.inference import frame, grayscale
+from mlplab.pad import PadServer
+from mlplab.trained import load_trained
 from mlplab.training import train
 
 from conftest import REPO, SYNTHETIC, compose_train, real_data
@@ -35,11 +38,15 @@ def run_draw(*overrides: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def synthetic_pad(synthetic_mnist, tmp_path_factory):
-    """The pad serving a 1-epoch model of the synthetic digits: its address and the checkpoint."""
+    """The pad serving a 1-epoch model of the synthetic digits, in a thread of this process (src/draw.py's own
+    process is tested below): its address and the checkpoint."""
     run_dir = tmp_path_factory.mktemp("pad_model")
     metrics, _ = train(compose_train([*SYNTHETIC, "trainer.max_epochs=1", "logger=none"], run_dir, synthetic_mnist))
-    with browser.digit_pad(metrics["best_checkpoint"]) as address:
-        yield address, metrics["best_checkpoint"]
+    module, _ = load_trained(metrics["best_checkpoint"])
+    with PadServer(0, module) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield server.origin, metrics["best_checkpoint"]
+        server.shutdown()
 
 
 def post(address: str, body: bytes, origin: str | None = "same", **headers: str) -> tuple[int, dict]:
@@ -60,7 +67,6 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.slow
 def test_the_pad_answers_a_drawing_with_the_top_3_and_the_image_the_network_sees(synthetic_pad):
     address, _ = synthetic_pad
     canvas = np.full((280, 280), 255)
