@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mlplab.cli import reported
 from mlplab.sweep import load_jobs, report
 
 
@@ -18,7 +19,9 @@ def main() -> None:
     if not load_jobs(folder):
         print(f"error: {folder}: no sweep jobs here (expected subfolders with .hydra/overrides.yaml)", file=sys.stderr)
         sys.exit(2)
-    sys.exit(0 if report(folder) else 1)
+    with reported():  # a full disk: one line naming the file
+        ok = report(folder)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -34,10 +35,19 @@ def quiet_libraries() -> None:
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _no_advert not in logger.filters:
         logger.addFilter(_no_advert)
+    threading.excepthook = _event_writer_quiet
 
 
 def _no_advert(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("💡")
+
+
+def _event_writer_quiet(args: threading.ExceptHookArgs) -> None:
+    # TensorBoard's event file writer thread keeps its error (a full disk) for the run's next write into the file,
+    # which raises it (user_error names the file): its traceback here would be a second report.
+    from_writer = type(args.thread).__module__ == "tensorboard.summary.writer.event_file_writer"
+    if not (from_writer and isinstance(args.exc_value, OSError)):
+        threading.__excepthook__(args)
 
 
 def _unknown_option(message: str) -> str | None:
@@ -46,6 +56,19 @@ def _unknown_option(message: str) -> str | None:
     if not (found and options):
         return None
     return f"{found[1]}={found[2]}: unknown option; choose one of {', '.join(options[1].split())}"
+
+
+def _written_file(error: OSError) -> str | None:
+    """The file that a library failed to write (a full disk) with an error that does not name it, from the frames
+    of its writer: Hydra's .hydra/*.yaml (a plain open), TensorBoard's event file (whose writer's thread keeps the
+    error for the next write or flush into the file, anywhere in a run; the name is a private attribute)."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        code, local = frame.f_code, frame.f_locals
+        if code.co_name == "_save_config" and f"{os.sep}hydra{os.sep}" in code.co_filename:
+            return os.path.join(local["output_dir"], local["filename"])
+        if type(local.get("self")).__name__ == "EventFileWriter" and hasattr(local["self"], "_file_name"):
+            return local["self"]._file_name
+    return None
 
 
 def user_error(error: BaseException) -> str | None:
@@ -65,6 +88,8 @@ def user_error(error: BaseException) -> str | None:
     from_hydra = any(
         f"{os.sep}hydra{os.sep}" in frame.filename for frame in traceback.extract_tb(error.__traceback__)[-3:]
     )
+    if isinstance(error, OSError) and error.errno and not error.filename and (written := _written_file(error)):
+        return f"{written}: {error.strerror}"
     if isinstance(error, OSError) and error.filename:
         if from_hydra:
             return f"hydra.run.dir={error.filename}: cannot create the run folder ({error.strerror})"

@@ -1,7 +1,11 @@
 """TensorBoard dashboards beyond the logged scalars: throughput, histograms, confusion matrices, mistakes, HParams."""
 
 import math
+import os
+import socket
+import time
 import warnings
+from collections.abc import Iterable
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -13,14 +17,17 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+from tensorboard.summary.writer.record_writer import RecordWriter
 from torch import Tensor, nn
 from torch.utils.tensorboard.summary import hparams
-from torch.utils.tensorboard.writer import FileWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mlplab.data import MEAN, STD
-from mlplab.runs import REPORTED_METRICS, read_metrics
+from mlplab.preflight import class_name
+from mlplab.runs import REPORTED_METRICS, atomic_write, read_metrics
 
 HPARAMS_SUFFIX = ".hparams"  # the end of the name of the event file that holds a run's HParams session
 EXPERIMENT_SUFFIX = ".sweep"  # the event file that holds a sweep's HParams columns
@@ -227,10 +234,6 @@ def misclassified_image(images: Tensor, predicted: Tensor, labels: Tensor, colum
     return np.asarray(image)
 
 
-def class_name(target: str) -> str:
-    return target.rsplit(".", 1)[-1]
-
-
 def readable(value: Any) -> Any:
     """A config value as one HParams cell: a list as 512-256, a bool as on/off (TensorBoard shows it as 0 or 1)."""
     if isinstance(value, bool):
@@ -285,12 +288,10 @@ def log_hparams(trainer: Trainer, cfg: DictConfig, metrics: dict[str, Any]) -> N
     # TensorBoard derives the columns from the sessions, those that vary first. (Lightning's log_hyperparams
     # writes no session at all without a metric.)
     _, session_start, session_end = hparams({**run_hparams(cfg), "status": metrics["status"]}, {})
-    writer = FileWriter(str(folder), filename_suffix=HPARAMS_SUFFIX)
-    for summary in (session_start, session_end):
-        writer.add_summary(summary, step)
-    writer.close()
+    written = write_events(folder, HPARAMS_SUFFIX, (session_start, session_end), step)
     for path in earlier:
-        path.unlink()
+        if path != written:  # the same name when both were written in the same second by one process
+            path.unlink()
 
 
 def sweep_hparams(sweep_dir: Path) -> None:
@@ -318,6 +319,20 @@ def sweep_hparams(sweep_dir: Path) -> None:
     summary.value[0].metadata.plugin_data.content = content.SerializeToString()
     for earlier in sweep_dir.rglob(f"events.out.tfevents.*{EXPERIMENT_SUFFIX}"):
         earlier.unlink()  # a rebuilt sweep's experiment replaces the old one
-    writer = FileWriter(str(runs[0].parent), filename_suffix=EXPERIMENT_SUFFIX)
-    writer.add_summary(summary)
-    writer.close()
+    write_events(runs[0].parent, EXPERIMENT_SUFFIX, (summary,))
+
+
+def write_events(folder: Path, suffix: str, summaries: Iterable[Summary], step: int = 0) -> Path:
+    """An event file of its own, named like TensorBoard's (after which it sorts) but for the suffix, written whole
+    or not at all (mlplab.runs.atomic_write): TensorBoard's writer would leave half a file on a full disk, and its
+    close() alone loses the error of its writing thread. Returns the file."""
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}{suffix}"
+
+    def write(f: Any) -> None:
+        records = RecordWriter(f)
+        records.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+        for summary in summaries:
+            records.write(Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
+
+    atomic_write(folder / name, write)
+    return folder / name

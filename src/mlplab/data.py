@@ -36,6 +36,8 @@ def _gunzip(src: Path, dst: Path) -> None:
             shutil.copyfileobj(fin, fout)
     except (OSError, EOFError, zlib.error) as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno:  # the system's error (a full disk), not a damaged archive
+            raise OSError(e.errno, e.strerror, str(dst)) from None
         raise InputError(
             f"{src}: cannot be decompressed ({e}); restore it from the repository with "
             f"`git checkout -- {src.name}` in {src.parent}"

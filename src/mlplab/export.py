@@ -5,6 +5,7 @@ mlplab.data.MEAN/STD (mlplab.inference.preprocess makes them from any image), an
 """
 
 import importlib.util
+import io
 import logging
 import warnings
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from mlplab.data import MEAN, STD
 from mlplab.errors import InputError
+from mlplab.runs import atomic_write
 from mlplab.trained import load_trained
 
 Model = Callable[[Tensor], Tensor]
@@ -33,14 +35,15 @@ def _batch_dynamic() -> tuple[dict[int, Any], ...]:
     return ({0: torch.export.Dim("batch")},)
 
 
-def _onnx_write(net: nn.Module, path: Path) -> None:
+def _onnx_bytes(net: nn.Module) -> bytes:
     # At INFO (Hydra's level) the ONNX optimizer narrates each of its passes.
     for name in ("onnx_ir", "onnxscript"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    torch.onnx.export(
-        net, (example_images(2),), path, input_names=["images"], output_names=["logits"],
-        dynamic_shapes=_batch_dynamic(), external_data=False, verbose=False,
+    program = torch.onnx.export(
+        net, (example_images(2),), input_names=["images"], output_names=["logits"],
+        dynamic_shapes=_batch_dynamic(), verbose=False,
     )  # fmt: skip
+    return program.model_proto.SerializeToString()
 
 
 def _onnx_load(path: Path) -> Model:
@@ -50,23 +53,28 @@ def _onnx_load(path: Path) -> Model:
     return lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
 
 
-def _torchscript_write(net: nn.Module, path: Path) -> None:
+def _torchscript_bytes(net: nn.Module) -> bytes:
+    buffer = io.BytesIO()
     # format=torchscript is chosen by name, and conf/export.yaml says that torch deprecates it: no need for
     # three warnings from torch's internals on every export.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
-        torch.jit.save(torch.jit.script(net), path)
+        torch.jit.save(torch.jit.script(net), buffer)
+    return buffer.getvalue()
 
 
-def _torch_export_write(net: nn.Module, path: Path) -> None:
-    torch.export.save(torch.export.export(net, (example_images(2),), dynamic_shapes=_batch_dynamic()), path)
+def _torch_export_bytes(net: nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.export.save(torch.export.export(net, (example_images(2),), dynamic_shapes=_batch_dynamic()), buffer)
+    return buffer.getvalue()
 
 
-# format: (file suffix, writer, loader that runs the written file)
-FORMATS: dict[str, tuple[str, Callable[[nn.Module, Path], None], Callable[[Path], Model]]] = {
-    "onnx": (".onnx", _onnx_write, _onnx_load),
-    "torchscript": (".pt", _torchscript_write, torch.jit.load),
-    "torch_export": (".pt2", _torch_export_write, lambda path: torch.export.load(path).module()),
+# format: (file suffix, the file's bytes, loader that runs the written file). Serialized in memory, then written
+# beside the target and renamed: torch's writers report a full disk without the file's name, and leave half a file.
+FORMATS: dict[str, tuple[str, Callable[[nn.Module], bytes], Callable[[Path], Model]]] = {
+    "onnx": (".onnx", _onnx_bytes, _onnx_load),
+    "torchscript": (".pt", _torchscript_bytes, torch.jit.load),
+    "torch_export": (".pt2", _torch_export_bytes, lambda path: torch.export.load(path).module()),
 }
 # What each format needs beyond torch (pip install -e ".[export]").
 REQUIRES = {"onnx": ("onnx", "onnxscript", "onnxruntime")}
@@ -83,13 +91,13 @@ def export_model(cfg: DictConfig) -> dict[str, Any]:
     if missing:
         raise InputError(f"format={cfg.format} needs {', '.join(missing)}: pip install -e '.[export]'")
     module, _ = load_trained(cfg.ckpt_path)
-    suffix, write, load = FORMATS[cfg.format]
+    suffix, serialize, load = FORMATS[cfg.format]
     default = Path(cfg.paths.output_dir) / Path(cfg.ckpt_path).with_suffix(suffix).name
     path = Path(cfg.output).expanduser() if cfg.output else default
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     net = module.net
-    write(net, path)
+    content = serialize(net)
+    atomic_write(path, lambda f: f.write(content))
     images = example_images(64, seed=1)
     with torch.inference_mode():
         difference = (load(path)(images) - net(images)).abs().max().item()

@@ -3,6 +3,7 @@ optimizer step, while the training loss is recorded; the suggestion is where the
 
 import copy
 import csv
+import io
 import math
 import shlex
 from pathlib import Path
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 
 from mlplab.checks import SKIP_START, check_config
 from mlplab.errors import InputError
-from mlplab.runs import write_json
+from mlplab.runs import atomic_write, write_json, write_text
 from mlplab.training import build
 
 
@@ -118,10 +119,11 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
         "curve": {"lr": test.lrs, "loss": test.losses, "smoothed_loss": test.smoothed},
     }
     write_json(output_dir / "lr_find.json", result)
-    with (output_dir / "lr_find.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "lr", "loss", "smoothed_loss"])
-        writer.writerows(zip(range(len(test.lrs)), test.lrs, test.losses, test.smoothed, strict=True))
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["step", "lr", "loss", "smoothed_loss"])
+    writer.writerows(zip(range(len(test.lrs)), test.lrs, test.losses, test.smoothed, strict=True))
+    write_text(output_dir / "lr_find.csv", table.getvalue())  # like the JSON: whole, and a failure names the file
     plot(test, suggested, output_dir / "lr_find.png")
     ended = f"the smoothed loss passed {settings.divergence:g}x its minimum" if diverged else "the last step"
     if not diverged:
@@ -162,5 +164,5 @@ def plot(test: RangeTest, suggested: dict[str, float], path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
     plt.close(figure)

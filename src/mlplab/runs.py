@@ -23,7 +23,12 @@ REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss")
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
     """Writes beside the target, then renames: a full disk or a kill leaves the old file or none, never half."""
-    atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
+    write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Like write_json: the old file or the new one, never half; a failure is an OSError naming path."""
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -63,20 +68,23 @@ def claimed(folder: Path) -> Iterator[None]:
     """Holds the run folder for this process (an flock on folder/.lock, released when the process ends, however
     it ends); InputError when another process holds it."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a+") as lock:
+    # Unbuffered: a write that fails (a full disk) fails once, here, and not again when the file is closed.
+    with (folder / ".lock").open("a+b", buffering=0) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip() or "another process"
+            holder = lock.read().decode().strip() or "another process"
             raise InputError(
                 f"{folder}: {holder} is training in this run folder; wait for it to end (two runs resuming one "
                 "checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
             ) from None
         lock.seek(0)
         lock.truncate()
-        lock.write(f"process {os.getpid()}")
-        lock.flush()
+        try:
+            lock.write(f"process {os.getpid()}".encode())
+        except OSError as error:  # a full disk: Python's file objects do not name the file
+            raise OSError(error.errno, error.strerror, lock.name) from None
         yield
 
 

@@ -6,7 +6,6 @@ Workers coordinate through the storage alone: each running trial sends heartbeat
 failed by another worker after search.grace_period and run again (Optuna's RetryHeartbeatStaleTrialCallback)."""
 
 import re
-import shutil
 import signal
 import sys
 import time
@@ -35,7 +34,7 @@ from mlplab.checks import check_config, differences
 from mlplab.cli import failure, user_error
 from mlplab.continuation import newest_checkpoint
 from mlplab.errors import InputError, Interrupted, RunStopped, one_line
-from mlplab.runs import REPO, record_failure
+from mlplab.runs import REPO, record_failure, write_text
 from mlplab.sweep import report
 from mlplab.training import train
 
@@ -375,8 +374,7 @@ def run_trial(
     folder = Path(cfg.paths.output_dir) / name
     resumed = take_over(study, trial, folder)
     # Like a sweep job's: mlplab.sweep builds the results table from these files.
-    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-    (folder / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    write_text(folder / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(overrides))
     print(f"\ntrial {trial.number} ({len(counted(study)) + 1}/{cfg.search.n_trials}): {' '.join(searched)}", flush=True)
     try:
         trial_cfg = compose(config_name="train", overrides=overrides)
@@ -499,10 +497,8 @@ def write_best(study: optuna.Study, cfg: DictConfig) -> Path:
     for text, saved, group_dir in ((experiment, "best.yaml", experiment_dir), (model, "best_model.yaml", None)):
         if text is None:
             continue
-        (study_dir / saved).write_text(text)
-        folder = group_dir or experiment_dir.parent / "model"
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(study_dir / saved, folder / f"{name}.yaml")
+        write_text(study_dir / saved, text)
+        write_text((group_dir or experiment_dir.parent / "model") / f"{name}.yaml", text)
     return experiment_dir / f"{name}.yaml"
 
 

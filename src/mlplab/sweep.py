@@ -1,6 +1,7 @@
 """A sweep's jobs gathered into one answer: results.csv, results.md and results.png in the sweep folder."""
 
 import csv
+import io
 import json
 import math
 import statistics
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlplab.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
 from mlplab.dashboards import sweep_hparams
-from mlplab.runs import REPORTED_METRICS, read_metrics
+from mlplab.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
 NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.rerun"}
@@ -202,7 +203,7 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
     if axes.lines:
         axes.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
     plt.close(figure)
 
 
@@ -212,11 +213,13 @@ def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     parts = ("mean", "std", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p")
     columns = [*swept, "seeds", *(f"{m} {part}" for m in REPORTED_METRICS for part in parts)]
     columns += ["verdict", "detectable", "epochs", "train_time_s", "status", "error"]
-    with (sweep_dir / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    (sweep_dir / "results.md").write_text(markdown(swept, rows))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    # Written whole or not at all (a full disk: the earlier table stays), and the failure names the file.
+    write_text(sweep_dir / "results.csv", table.getvalue())
+    write_text(sweep_dir / "results.md", markdown(swept, rows))
     plot(swept, rows, sweep_dir / "results.png")
     return swept, rows
 

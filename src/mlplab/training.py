@@ -17,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
 from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.checks import check_config
-from mlplab.dashboards import log_hparams
+from mlplab.dashboards import log_hparams, tensorboard
 from mlplab.distributed import use_job_commands
 from mlplab.errors import AlreadyFinished, RunStopped
 from mlplab.execution import ProgressBar, trainer_arguments
 from mlplab.module import Classifier
-from mlplab.runs import claimed, run_folder, run_record, write_json
+from mlplab.runs import claimed, run_folder, run_record, write_json, write_text
 
 
 def _plain(node: Any) -> Any:
@@ -92,8 +92,14 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         if trainer.is_global_zero:
             # The config too: a sweep run again into its folder checks that each job's run is the same (continuation).
             write_json(output_dir / "run.json", {**run_record(), "config": _plain(cfg)})
-        for logger in trainer.loggers:  # hparams.yaml: the full resolved config (the HParams tab: log_hparams below)
+        for logger in trainer.loggers:  # the HParams tab: log_hparams below
             logger.log_hyperparams(_plain(cfg))
+        board = tensorboard(trainer)
+        hparams_file = Path(board.log_dir) / board.NAME_HPARAMS_FILE if board else None
+        if hparams_file and trainer.is_global_zero and not hparams_file.exists():
+            # The full resolved config, written here whole: Lightning writes it where there is none with a plain
+            # open, which a full disk leaves half-written, and kept as it is by every resume.
+            write_text(hparams_file, OmegaConf.to_yaml(_plain(cfg)))
 
         start = time.perf_counter()
         resumed_at = load_checkpoint(cfg.ckpt_path)["global_step"] if cfg.ckpt_path else None  # fit overwrites it
