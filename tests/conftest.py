@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mlplab.data import REPO_DATA_DIR
 from mlplab.runs import REPO
 
+import browser
 from postgres import postgres  # noqa: F401  (a fixture: a real PostgreSQL server)
 
 CONF_DIR = REPO / "conf"
@@ -33,11 +34,8 @@ real_data = pytest.mark.real_data
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("real_data") and not REAL_MNIST_PRESENT:
         pytest.skip("the real MNIST files are not in data/MNIST/raw")
-    if item.get_closest_marker("browser"):
-        from mlplab import browser
-
-        if reason := browser.missing():
-            pytest.skip(f"no browser: {reason}")
+    if item.get_closest_marker("browser") and (reason := browser.missing()):
+        pytest.skip(f"no browser: {reason}")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -16,11 +16,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from mlplab.browser import tensorboard
 from mlplab.dashboards import Dashboards, weight_tiles
 from mlplab.errors import Diverged, Interrupted
 from mlplab.training import build, train
 
+from browser import tensorboard
 from conftest import SYNTHETIC, compose_train
 
 # Two epochs of 16 batches of 50 (800 training images), 4 per execution; the learning rate is logged every 2 batches,

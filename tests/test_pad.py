@@ -17,12 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mlplab import browser
 from mlplab.inference import frame, grayscale
 from mlplab.pad import PadServer
 from mlplab.trained import load_trained
 from mlplab.training import train
 
+import browser
 from conftest import REPO, SYNTHETIC, compose_train, real_data
 
 ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}

@@ -10,13 +10,15 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from mlplab.checks import check_without_validation
 from mlplab.errors import InputError
 from mlplab.search import distribution
 from mlplab.training import train
 
-from conftest import REPO, SYNTHETIC, compose_train, data_overrides
+from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides
 
 FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none"]
 
@@ -164,6 +166,16 @@ def test_bad_input_is_one_line_before_any_trial(tmp_path):
         "error: search.space.model.widht: not a key or group of the train config (see: python src/train.py --cfg job)\n"
     )
     assert not (tmp_path / "study.db").exists()
+
+
+def test_a_search_without_a_validation_set_is_refused():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="search", overrides=["data.val_size=0"])
+    with pytest.raises(InputError) as error:
+        check_without_validation(cfg)
+    assert str(error.value) == (
+        "data.val_size=0: the search picks on val/acc_best, and there is no validation set; keep one"
+    )
 
 
 @pytest.mark.parametrize(

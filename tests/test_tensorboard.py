@@ -8,9 +8,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from test_sweep import multirun
 
-from mlplab import browser
 from mlplab.runs import read_metrics
 
+import browser
 from conftest import SYNTHETIC, data_overrides
 
 RUNS = ["0_optimizer=sgd", "1_optimizer=adam"]

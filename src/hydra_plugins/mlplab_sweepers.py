@@ -14,6 +14,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from mlplab.overrides import folder_name, split
+
 CHOSEN_BY = "val/acc_best"
 
 
@@ -44,8 +46,7 @@ def _keys(job: list[str]) -> set[str]:
 
 
 def _key(override: str) -> str:
-    """The key an override sets: `+trainer.x=1` and `trainer.x=2` set the same one."""
-    return override.split("=", 1)[0].lstrip("+~")
+    return split(override)[0]
 
 
 class TuneThenTrain(NamedSweeper):
@@ -119,7 +120,7 @@ class TuneThenTrain(NamedSweeper):
                 f"no value of {self.tuned} in sweep.tune.grid finished training with a {CHOSEN_BY} "
                 f"(see {tune_dir}/results.md)"
             )
-            _record_lost(sweep_dir / f"{number}_{name.replace('/', '_')[:150]}", configuration, message)
+            _record_lost(sweep_dir / f"{number}_{folder_name(name)}", configuration, message)
         return returns
 
     def _launch(self, batch: list[list[str]]) -> list[JobReturn]:
@@ -158,7 +159,7 @@ def _best(points: list[JobReturn], grid: list[Any]) -> tuple[Any, float] | None:
 def _name(configuration: list[str], overrides: list[Any]) -> str:
     """The configuration by the keys that vary in the sweep, as in the job folders' names."""
     varying = {o.get_key_element() for o in overrides if o.is_sweep_override()}
-    return ",".join(sorted(o for o in configuration if o.split("=", 1)[0] in varying)) or "run"
+    return ",".join(sorted(o for o in configuration if split(o)[0] in varying)) or "run"
 
 
 def _record_lost(folder: Path, configuration: list[str], message: str) -> None:

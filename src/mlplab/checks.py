@@ -17,7 +17,8 @@ from mlplab.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 from mlplab.models.network import ACTIVATIONS
 from mlplab.models.rnn import CELLS
-from mlplab.preflight import command_line, preflight
+from mlplab.overrides import command_line
+from mlplab.preflight import preflight
 
 
 def number(value: Any) -> bool:
@@ -342,6 +343,10 @@ def check_without_validation(cfg: DictConfig) -> None:
         raise InputError(
             "data.val_size=0: regularization=early_stopping stops on val/loss, and there is no validation set; "
             "keep data.val_size >= 1, or leave early_stopping out"
+        )
+    if "search" in cfg:  # src/search.py's config
+        raise InputError(
+            f"data.val_size=0: the search picks on {cfg.search.metric}, and there is no validation set; keep one"
         )
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise InputError(

@@ -19,12 +19,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlplab import distributed
 from mlplab.errors import InputError, Interrupted, RunStopped, SweepRefused, one_line
+from mlplab.overrides import NAME_LIMIT
 from mlplab.runs import record_failure
 
-# Sweep job folders are named after their overrides; a file name may not pass 255 bytes. Registered on import,
-# not by the entry points: a joblib or submitit worker imports this module but runs no entry point, and resolves
-# its job's folder name with it.
-OmegaConf.register_new_resolver("clip", lambda text, limit=150: text[:limit], replace=True)
+# Sweep job folders are named after their overrides. Registered on import, not by the entry points: a joblib or
+# submitit worker imports this module but runs no entry point, and resolves its job's folder name with it.
+OmegaConf.register_new_resolver("clip", lambda text: text[:NAME_LIMIT], replace=True)
 
 
 def quiet_libraries() -> None:

@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -39,8 +39,17 @@ from torchmetrics.utilities import dim_zero_cat
 
 from mlplab.errors import Diverged, InputError
 
-if TYPE_CHECKING:
-    from mlplab.data import TensorLoader
+
+class BatchLoader(Protocol):
+    """What executions need from a training loader: its batches per epoch, and each epoch's batches from any position
+    (the datamodule's TensorLoader is one)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The next iteration yields epoch `epoch`'s batches from position `start` on."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ class Executions:
     a resumed run may hand over executions of another size than the run that wrote the checkpoint.
     """
 
-    def __init__(self, loader: "TensorLoader", plan: Plan, epoch: Callable[[], int]) -> None:
+    def __init__(self, loader: BatchLoader, plan: Plan, epoch: Callable[[], int]) -> None:
         self.loader, self.plan, self.epoch = loader, plan, epoch
         self.trained = (0, 0)  # (epoch, its batches trained so far): the position a checkpoint saves
         self.resume_at: tuple[int, int] | None = None
@@ -157,7 +166,7 @@ class Executions:
         self.resume_at = (state["epoch"], state["batches"])
 
 
-def executions(loader: "TensorLoader", trainer: Trainer | None) -> Iterable[Any]:
+def executions(loader: BatchLoader, trainer: Trainer | None) -> Iterable[Any]:
     """The training loader as the trainer's module executes it: grouped for a MultiStepModule, as it is otherwise."""
     module = trainer.lightning_module if trainer else None
     if not isinstance(module, MultiStepModule):

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, open_dict
 
 from mlplab.checks import SKIP_START, check_config
 from mlplab.errors import InputError
+from mlplab.preflight import class_name
 from mlplab.runs import atomic_write, write_json, write_text
 from mlplab.training import build
 
@@ -112,7 +113,7 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     diverged = range_test(datamodule, module, trainer, test)
     suggested = suggestions(test.lrs, test.smoothed)
     result = {
-        "optimizer": cfg.optimizer["_target_"].rsplit(".", 1)[-1],
+        "optimizer": class_name(cfg.optimizer["_target_"]),
         "steps": len(test.lrs),
         "diverged": diverged,
         "suggestions": suggested,

@@ -14,18 +14,21 @@ from functools import partial
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.errors import InputError, one_line
+from mlplab.overrides import overridden
 
 BYTES_PER_VALUE = 4  # float32
 # Values kept per weight: the weight, its gradient, and the optimizer's state (momentum, Adam's two moments).
 STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2, "NAdam": 2}
+
+
+def class_name(target: str) -> str:
+    """The class a config's `_target_` names: torch.optim.SGD -> SGD."""
+    return target.rsplit(".", 1)[-1]
 
 
 def preflight(cfg: DictConfig) -> None:
@@ -79,18 +82,6 @@ def run_scheduler(optimizer: torch.optim.Optimizer, node: DictConfig, steps: int
     for _ in range(steps):
         optimizer.step()
         scheduler.step()
-
-
-def command_line() -> list[Override]:
-    """This command line's overrides, parsed as Hydra parses them (none outside a Hydra app)."""
-    if not HydraConfig.initialized():
-        return []
-    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-
-
-def overridden() -> set[str]:
-    """The keys set on this command line."""
-    return {override.key_or_group for override in command_line()}
 
 
 def refused(key: str, node: DictConfig, build: Callable[[DictConfig], Any], overrides: set[str]) -> Any:
@@ -155,7 +146,7 @@ def available_memory(accelerator: str) -> tuple[int, str]:
 def check_memory(cfg: DictConfig, net: torch.nn.Module, overrides: set[str]) -> None:
     """A network, or a batch of its activations, too large for this machine: refused before it is allocated."""
     weights = sum(parameter.numel() for parameter in net.parameters())
-    optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
+    optimizer = class_name(cfg.optimizer._target_)
     state = STATE_PER_WEIGHT.get(optimizer, 2) + 1  # the gradient too
     batch_key = max(("data.batch_size", "data.eval_batch_size"), key=lambda key: OmegaConf.select(cfg, key))
     batch = OmegaConf.select(cfg, batch_key)

@@ -34,6 +34,7 @@ from mlplab.checks import check_config, differences
 from mlplab.cli import failure, user_error
 from mlplab.continuation import newest_checkpoint
 from mlplab.errors import InputError, Interrupted, RunStopped, one_line
+from mlplab.overrides import command_line, folder_name, overridden, split
 from mlplab.runs import REPO, record_failure, write_text
 from mlplab.sweep import report
 from mlplab.training import train
@@ -49,7 +50,6 @@ SPEC_KEYS = {
 }
 # conf/train.yaml lists these groups after `experiment`, so an experiment file cannot set them: neither can best.yaml.
 NOT_IN_EXPERIMENTS = ("debug", "sweep")
-NAME_LIMIT = 150  # trial folder names, as for sweep jobs: a file name may not pass 255 bytes
 _ABSENT = object()
 
 
@@ -57,7 +57,7 @@ def search(cfg: DictConfig) -> None:
     """Run trials until the study holds search.n_trials, then (the worker that finished its last trial) print and
     write the results table and the best configuration."""
     settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
-    parsed = command_line()
+    parsed = train_overrides()
     fixed = [o.input_line for o in parsed]
     distributions = searched_space(settings.space, {o.key_or_group for o in parsed})
     check(cfg, distributions, fixed)
@@ -128,9 +128,9 @@ class TrialFailed(Exception):
     """A trial that failed or diverged (recorded in its folder): the search goes on with the next trial."""
 
 
-def command_line() -> list[Override]:
+def train_overrides() -> list[Override]:
     """This call's overrides of the train config, parsed; every trial gets them. (search.* configures the search.)"""
-    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    overrides = command_line()
     for override in overrides:
         if override.is_delete():
             raise InputError(f"{override.input_line}: a search cannot delete keys; set them instead")
@@ -203,10 +203,6 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
         raise InputError(f"search.study_name={settings.study_name}: use letters, digits, _, . and - only")
     if not (isinstance(settings.n_trials, int) and settings.n_trials >= 1):
         raise InputError(f"search.n_trials={settings.n_trials}: must be an integer >= 1")
-    if cfg.data.val_size == 0:
-        raise InputError(
-            f"data.val_size=0: the search picks on {settings.metric}, and there is no validation set; keep one"
-        )
     if not str(settings.metric).startswith("val/"):
         raise InputError(
             f"search.metric={settings.metric}: must be a validation metric (val/...): "
@@ -216,8 +212,7 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
         raise InputError(f"search.direction={settings.direction}: choose maximize or minimize")
     if cfg.ckpt_path:
         raise InputError(f"ckpt_path={cfg.ckpt_path}: every trial trains from scratch; drop ckpt_path")
-    swept = {o.split("=")[0].lstrip("+") for o in HydraConfig.get().overrides.task}
-    if HydraConfig.get().mode == RunMode.MULTIRUN and "search.worker" not in swept:
+    if HydraConfig.get().mode == RunMode.MULTIRUN and "search.worker" not in overridden():
         raise InputError(
             "-m: a search runs its own trials (search.n_trials of them); drop -m, or start several workers on "
             "this study with -m search.worker=range(N) and nothing else swept"
@@ -265,10 +260,7 @@ def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution],
             f"search.direction={settings.direction}: the study {settings.study_name} was created to "
             f"{study.direction.name.lower()}; keep that, or choose another search.study_name"
         )
-    earlier, now = (
-        dict(o.lstrip("+").split("=", 1) for o in overrides)
-        for overrides in (study.user_attrs.get("fixed", fixed), fixed)
-    )
+    earlier, now = (dict(map(split, overrides)) for overrides in (study.user_attrs.get("fixed", fixed), fixed))
     if differ := differences(earlier, now):
         shown = ", ".join(f"{key}={old} in the study, {new} now" for key, old, new in differ)
         raise InputError(
@@ -370,7 +362,7 @@ def run_trial(
     searched = searched_overrides({k: suggest(trial, k, d) for k, d in distributions.items()}, distributions)
     overrides = [*fixed, *searched]
     trial.set_user_attr("overrides", overrides)
-    name = f"{trial.number}_{','.join(searched)}".replace("/", "_")[:NAME_LIMIT]
+    name = folder_name(f"{trial.number}_{','.join(searched)}")
     folder = Path(cfg.paths.output_dir) / name
     resumed = take_over(study, trial, folder)
     # Like a sweep job's: mlplab.sweep builds the results table from these files.

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlplab.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
 from mlplab.dashboards import sweep_hparams
+from mlplab.overrides import split
 from mlplab.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
@@ -43,7 +44,7 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     jobs = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         folder = overrides_file.parents[1]
-        overrides = dict(o.lstrip("+~").split("=", 1) for o in OmegaConf.load(overrides_file) if "=" in o)
+        overrides = dict(split(o) for o in OmegaConf.load(overrides_file) if "=" in o)
         jobs.append(Job(folder, overrides, read_metrics(folder), _seed(folder, overrides)))
     return sorted(jobs, key=lambda j: int(j.folder.name.split("_")[0]) if j.folder.name[0].isdigit() else 0)
 

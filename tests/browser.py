@@ -1,6 +1,7 @@
 """What a user sees in a browser: Debian's headless Chromium driven by Selenium, and a local TensorBoard server.
 
-Used by the browser tests and by scripts/screenshots.py (README's images). Nothing is downloaded: Chromium and
+The tests' support code, also used by scripts/screenshots.py (README's images); not part of the package, which
+installs without Selenium. Nothing is downloaded: Chromium and
 its driver come from apt (`apt-get install chromium chromium-driver`), Selenium from pip (the `test` extra).
 """
 
