@@ -18,27 +18,30 @@ from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides
 
 # The parts of the config whose values the table covers. Not covered: callbacks and logger (this lab's wiring of
 # Lightning, apart from early stopping, a regularization), paths and task_name (set by each entry point), and
-# search.* (checked by mlplab.search).
+# search.*'s names, metric, storage and space (checked by mlplab.search).
 SCOPE = (
     "seed", "threads", "steps_per_execution", "ckpt_path", "optimizer", "scheduler", "loss", "model", "data",
-    "trainer", "regularization", "callbacks.early_stopping", "sweep", "lr_find",
+    "trainer", "regularization", "callbacks.early_stopping", "sweep", "lr_find", "search.n_trials",
+    "search.direction", "search.heartbeat_interval", "search.grace_period", "search.retries", "search.worker",
 )  # fmt: skip
 NOT_VALUES = ("_target_", "_partial_")  # what Hydra instantiates, not a value of it
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
-# Every option of every group (search_*: written by searches; debug/default: the presets' shared part), and lr_find.
+# Every option of every group (search_*: written by searches; debug/default: the presets' shared part), lr_find and
+# search.
 OPTIONS = [
     f"{g}={p.stem}"
     for g in GROUPS
     for p in sorted((CONF_DIR / g).glob("*.yaml"))
     if (g, p.stem) != ("debug", "default") and not p.stem.startswith("search_")
-] + ["lr_find"]
+] + ["lr_find", "search"]
 
 
 @cache
 def composed(option: str) -> DictConfig:
-    """The train config with this option (or the lr_find config); the run folder is only named, never written."""
-    if option == "lr_find":
-        return compose_train([], Path("outputs/test_ranges"), config_name="lr_find")
+    """The train config with this option (or the lr_find or search config); the run folder is only named, never
+    written."""
+    if option in ("lr_find", "search"):
+        return compose_train([], Path("outputs/test_ranges"), config_name=option)
     return compose_train([option], Path("outputs/test_ranges"))
 
 

@@ -96,8 +96,9 @@ class Rule:
 # The range of every value the train config (and lr_find's) takes, checked before anything is built: what the
 # library documents, or what makes sense for this lab where that is narrower. A new option adds its keys' rows
 # (tests/test_ranges.py fails, naming the key, until it does); _target_ and _partial_ are not values and have none.
-# search.* keys are checked by mlplab.search. Cross-key checks (val_size against the training set, a layer count
-# against the image's side, lr_find.max_lr > min_lr) stay with the code that knows both values.
+# search.*'s names, metric, storage and space are checked by mlplab.search. Cross-key checks (val_size against the
+# training set, a layer count against the image's side, lr_find.max_lr > min_lr) stay with the code that knows both
+# values.
 RULES: list[Rule] = [
     # Top-level values of train.yaml.
     # Lightning replaces a seed outside NumPy's range with a random one (a warning, then irreproducible runs).
@@ -243,6 +244,14 @@ RULES: list[Rule] = [
     ),
     Rule("sweep.tune.grid", *list_of(within("(0, inf)")), refused=[0.1, -1]),  # learning rates
     Rule("sweep.tune.epochs", *within("[1, inf)", "integer"), refused=0),
+    # search (conf/search.yaml): its numbers; the names, the metric, the storage and the space are checked by
+    # mlplab.search, which knows what they name.
+    Rule("search.n_trials", *within("[1, inf)", "integer"), refused=0),
+    Rule("search.direction", *one_of("maximize", "minimize"), refused="up"),
+    Rule("search.heartbeat_interval", *within("[1, inf)", "integer"), refused=0),  # Optuna's: whole seconds
+    Rule("search.grace_period", *within("[1, inf)", "integer"), refused=0),
+    Rule("search.retries", *within("[0, inf)", "integer"), refused=-1),
+    Rule("search.worker", *within("[0, inf)", "integer"), refused=-1),
     # lr_find (conf/lr_find.yaml): max_lr > min_lr is checked by mlplab.lr_find.
     Rule("lr_find.min_lr", *within("(0, inf)"), refused=0),
     Rule("lr_find.max_lr", *within("(0, inf)"), refused=-1),

@@ -201,15 +201,11 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
     settings = cfg.search
     if not re.fullmatch(r"[\w.-]+", str(settings.study_name)):
         raise InputError(f"search.study_name={settings.study_name}: use letters, digits, _, . and - only")
-    if not (isinstance(settings.n_trials, int) and settings.n_trials >= 1):
-        raise InputError(f"search.n_trials={settings.n_trials}: must be an integer >= 1")
     if not str(settings.metric).startswith("val/"):
         raise InputError(
             f"search.metric={settings.metric}: must be a validation metric (val/...): "
             "the test set is for reporting, never for picking"
         )
-    if settings.direction not in ("maximize", "minimize"):
-        raise InputError(f"search.direction={settings.direction}: choose maximize or minimize")
     if cfg.ckpt_path:
         raise InputError(f"ckpt_path={cfg.ckpt_path}: every trial trains from scratch; drop ckpt_path")
     if HydraConfig.get().mode == RunMode.MULTIRUN and "search.worker" not in overridden():
