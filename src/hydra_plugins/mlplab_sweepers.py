@@ -32,7 +32,8 @@ def named(batch: list[list[str]], sweep: list[list[str]], config: Any) -> list[l
     values: dict[str, set[str]] = {}
     for job in sweep:
         for override in job:
-            values.setdefault(_key(override), set()).add(override.partition("=")[2])
+            key, value = split(override)
+            values.setdefault(key, set()).add(value)
     shared = [key for key, seen in values.items() if len(seen) == 1 and all(key in _keys(job) for job in sweep)]
     if len(shared) == len(values):  # nothing varies: the names keep every override
         return batch
@@ -42,11 +43,7 @@ def named(batch: list[list[str]], sweep: list[list[str]], config: Any) -> list[l
 
 
 def _keys(job: list[str]) -> set[str]:
-    return {_key(override) for override in job}
-
-
-def _key(override: str) -> str:
-    return split(override)[0]
+    return {split(override)[0] for override in job}
 
 
 class TuneThenTrain(NamedSweeper):
@@ -136,7 +133,7 @@ def _merged(*lists: list[str]) -> list[str]:
     """Overrides in order, a later one replacing an earlier one of the same key."""
     merged: dict[str, str] = {}
     for override in (o for overrides in lists for o in overrides):
-        merged[_key(override)] = override
+        merged[split(override)[0]] = override
     return list(merged.values())
 
 
