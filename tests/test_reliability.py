@@ -383,3 +383,18 @@ def test_resuming_between_validations_with_another_steps_per_execution_is_refuse
     again.paths.output_dir = str(tmp_path / "again")
     with pytest.raises(InputError, match=r"steps_per_execution=2: this checkpoint was written between two validat"):
         train(again)
+
+
+def test_a_run_killed_after_its_last_checkpoint_is_trained_again_to_the_same_numbers(make_cfg):
+    """What a sweep's job or a search's retried trial does with a run killed between its last epoch and its test."""
+    from mlplab.continuation import resume
+
+    cfg = make_cfg("trainer.max_epochs=2", "logger=none")
+    finished, _ = train(cfg)
+    folder = Path(cfg.paths.output_dir)
+    (folder / "metrics.json").unlink()
+    again, _ = resume(make_cfg("trainer.max_epochs=2", "logger=none"), folder / "checkpoints" / "last.ckpt")
+    assert {k: again[k] for k in ("test/acc", "test/loss", "epochs")} == {
+        k: finished[k] for k in ("test/acc", "test/loss", "epochs")
+    }
+    assert json.loads((folder / "metrics.json").read_text())["test/loss"] == finished["test/loss"]

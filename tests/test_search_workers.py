@@ -93,13 +93,14 @@ def test_three_workers_started_by_one_command_share_the_budget(synthetic_mnist, 
 def test_a_killed_worker_s_trial_is_failed_by_another_and_run_again(synthetic_mnist, tmp_path, storage):
     folder = tmp_path / "study"
     base = command(folder, synthetic_mnist, f"search.storage={storage}", "search.n_trials=3", *QUICK_HEARTBEATS)
-    base += ["trainer.max_epochs=3"]
+    # 20 epochs of about 0.07 s: killed after its first checkpoint, the victim is still training.
+    base += ["trainer.max_epochs=20"]
     victim = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-    for line in victim.stdout:  # kill it once its first trial has saved an epoch's checkpoint
+    for line in victim.stdout:
         if line.startswith("trial 0 ("):
             break
     while not list(folder.glob("0_*/checkpoints/last.ckpt")):
-        time.sleep(0.2)
+        time.sleep(0.02)
     survivor = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     victim.send_signal(signal.SIGKILL)
     victim.wait()

@@ -15,6 +15,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.checks import RERUNNABLE, differences
@@ -56,15 +57,23 @@ def continue_job(cfg: DictConfig) -> dict[str, Any]:
         start_over(folder)
         return train(cfg)[0]
     print(f"resuming: {folder.name} from {checkpoint.relative_to(folder)}", flush=True)
+    return resume(cfg, checkpoint)[0]
+
+
+def resume(
+    cfg: DictConfig, checkpoint: Path, callbacks: list[Callback] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """train(cfg) from a checkpoint that a killed run left in cfg.paths.output_dir. A run killed between its last
+    checkpoint and its test has nothing left to train: it is trained again from the start (the same numbers)."""
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)
     try:
-        return train(cfg)[0]
-    except AlreadyFinished:  # killed between its last checkpoint and its test: the same numbers, from the start
-        start_over(folder)
+        return train(cfg, callbacks)
+    except AlreadyFinished:
+        start_over(Path(cfg.paths.output_dir))
         with open_dict(cfg):
             cfg.ckpt_path = None
-        return train(cfg)[0]
+        return train(cfg, callbacks)
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 
 from mlplab.checks import check_config, differences
 from mlplab.cli import failure, user_error
-from mlplab.continuation import newest_checkpoint
+from mlplab.continuation import newest_checkpoint, resume
 from mlplab.errors import InputError, Interrupted, RunStopped, one_line
 from mlplab.overrides import command_line, folder_name, overridden, split
 from mlplab.runs import REPO, record_failure, write_text
@@ -291,13 +291,13 @@ def storage(settings: DictConfig) -> RDBStorage:
         ),
     )
     try:
+        engine = sqlalchemy.create_engine(url)  # what fails here is the URL, the driver or the server
         try:
-            return connect()
-        except sqlalchemy.exc.IntegrityError:  # workers started together: another one created the tables just now
-            time.sleep(1)
-            return connect()
-    except ImportError as error:  # Optuna's, from the driver's ModuleNotFoundError
-        driver = getattr(error.__cause__, "name", None) or one_line(str(error))
+            engine.connect().close()
+        finally:
+            engine.dispose()
+    except ImportError as error:  # the driver's ModuleNotFoundError
+        driver = getattr(error, "name", None) or one_line(str(error))
         raise InputError(
             f"search.storage={masked(url)}: its database driver ({driver}) is not installed; for PostgreSQL "
             "pip install -e '.[postgres]' and write postgresql+psycopg://user:password@host/database"
@@ -313,6 +313,15 @@ def storage(settings: DictConfig) -> RDBStorage:
             f"search.storage={masked(url)}: not a database URL ({one_line(str(error))}); e.g. "
             "sqlite:///study.db or postgresql+psycopg://user:password@host/database"
         ) from None
+    # Workers started together each create Optuna's tables if missing: one that loses the race (SQLite: "table
+    # already exists", PostgreSQL: a duplicate key) connects again and finds them.
+    for attempt in range(3):
+        try:
+            return connect()
+        except sqlalchemy.exc.DBAPIError:
+            if attempt == 2:
+                raise
+            time.sleep(1)
 
 
 def masked(url: str) -> str:
@@ -368,8 +377,8 @@ def run_trial(
         trial_cfg = compose(config_name="train", overrides=overrides)
         with open_dict(trial_cfg):
             trial_cfg.paths.output_dir = str(folder)
-            trial_cfg.ckpt_path = str(resumed) if resumed else None
-        metrics, _ = train(trial_cfg, callbacks=[PruneOnValidation(trial, cfg.search.metric)])
+        pruning = [PruneOnValidation(trial, cfg.search.metric)]
+        metrics, _ = resume(trial_cfg, resumed, pruning) if resumed else train(trial_cfg, pruning)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: stop the whole search, which the same command resumes
         trial.set_user_attr("status", "interrupted")
         done = f"{len(counted(study))} of {cfg.search.n_trials} trials done"
