@@ -1,12 +1,18 @@
 """Shared fixtures: a tiny synthetic MNIST in the real IDX format, and configs composed around it."""
 
+import contextlib
 import gzip
 import hashlib
+import io
+import os
+import runpy
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -118,3 +124,31 @@ def make_cfg(synthetic_mnist, tmp_path):
 
 def resolved(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+FRESH_PROCESS_THREADS = torch.get_num_threads()
+
+
+def run_entry(script: str, args: list[str], cwd: Path | None = None) -> tuple[int, str, str]:
+    """`python SCRIPT ARGS` (a path in the checkout; from the folder `cwd`) in this process, where the process
+    boundary is not what a test checks: its imports are paid once. Returns (exit status, stdout, stderr)."""
+    saved_argv, saved_env, saved_cwd = sys.argv, os.environ.get("HYDRA_FULL_ERROR"), Path.cwd()
+    torch.set_num_threads(FRESH_PROCESS_THREADS)  # as a new process would have, whatever a test set before
+    sys.argv = [script, *args]
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    try:
+        os.chdir(cwd or saved_cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(str(REPO / script), run_name="__main__")
+            except SystemExit as exit_info:  # as the interpreter ends a process: sys.exit("message") prints it
+                status = 0 if exit_info.code is None else exit_info.code if isinstance(exit_info.code, int) else 1
+                if isinstance(exit_info.code, str):
+                    print(exit_info.code, file=sys.stderr)
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)  # run() sets it; subprocesses must not inherit it
+    return status, out.getvalue(), err.getvalue()

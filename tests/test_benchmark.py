@@ -13,7 +13,7 @@ import torch
 
 from mlplab.data import prepare_mnist
 
-from conftest import REPO
+from conftest import REPO, run_entry
 
 NUMBER = r"(-?[0-9][0-9,]*\.?[0-9]*)"  # 1,234.5 or -0.25
 
@@ -99,7 +99,5 @@ def test_short_benchmark_on_the_gpu_names_it_and_trains_all_three_there(syntheti
 def test_asking_for_a_gpu_where_there_is_none_is_refused_in_one_line():
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--device", "cuda"], cwd=REPO, capture_output=True, text=True
-    )
-    assert result.returncode == 1 and result.stderr.strip() == "--device cuda: torch sees no CUDA GPU here"
+    status, _, err = run_entry("scripts/benchmark.py", ["--device", "cuda"], REPO)
+    assert status == 1 and err.strip() == "--device cuda: torch sees no CUDA GPU here"

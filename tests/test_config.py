@@ -142,6 +142,8 @@ def test_trainer_options(make_cfg):
     assert type(trainer.accelerator).__name__ == "CPUAccelerator" and trainer.max_epochs == 7
     # Counted in batches by mlplab.execution, not in Lightning's executions.
     assert module.plan.limit_train_batches == 0.1 and trainer.limit_train_batches == 1.0
+    # The plan is a constructor argument, in the checkpoint's hyperparameters: a module rebuilt from them has it.
+    assert type(module)(**module.hparams).plan == module.plan
 
 
 def test_batch_size_and_seed_reach_the_datamodule(make_cfg):

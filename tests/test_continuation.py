@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from lightning.pytorch import Callback
 
-from conftest import REPO, SYNTHETIC, data_overrides
+from conftest import REPO, SYNTHETIC, data_overrides, run_entry
 
-pytestmark = pytest.mark.slow  # whole sweeps in processes of their own
+pytestmark = pytest.mark.slow  # whole sweeps, killed in processes of their own
 
 TESTS = Path(__file__).parent
 # A pause after every training epoch gives the kill a moment inside a job; it changes no number.
@@ -39,8 +39,18 @@ def environment() -> dict[str, str]:
 
 
 def sweep(folder: Path, data, *extra: str, **swept: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """The sweep's command run in this process; its launcher's workers find Pause through PYTHONPATH."""
     run = command(folder, data, *extra, **swept)
-    return subprocess.run(run, capture_output=True, text=True, env=environment(), timeout=600)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = environment()["PYTHONPATH"]
+    try:
+        status, out, err = run_entry("src/train.py", run[2:])
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return subprocess.CompletedProcess(run, status, out, err)
 
 
 def results(folder: Path) -> list[dict[str, str]]:

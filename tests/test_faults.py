@@ -23,7 +23,7 @@ from mlplab.runs import write_json, write_text
 from mlplab.sweep import write_results
 from mlplab.training import train
 
-from conftest import REPO, SYNTHETIC, compose_train, data_overrides
+from conftest import REPO, SYNTHETIC, compose_train, data_overrides, run_entry
 
 ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
 
@@ -43,16 +43,15 @@ def small_disk(tmp_path) -> Path:
     subprocess.run(["umount", "-l", str(tmp_path / "disk")], check=True)
 
 
-@pytest.mark.slow
 def test_a_run_folder_on_a_read_only_disk_is_one_line(synthetic_mnist, tmp_path):
     disk = mounted(tmp_path / "readonly", "size=1m,ro")
     try:
-        command = [sys.executable, str(REPO / "src" / "train.py"), *data_overrides(synthetic_mnist), "debug=fast"]
-        result = subprocess.run([*command, f"hydra.run.dir={disk}/run"], capture_output=True, text=True, env=ENV)
+        args = [*data_overrides(synthetic_mnist), "debug=fast", f"hydra.run.dir={disk}/run"]
+        status, _, err = run_entry("src/train.py", args)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=True)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert status == 1
+    assert err.strip().splitlines()[-1] == (
         f"error: hydra.run.dir={disk}/run: cannot create the run folder (Read-only file system)"
     )
 
@@ -121,13 +120,13 @@ def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnis
         while f"process {first.pid}" not in (lock.read_text() if lock.exists() else ""):
             assert time.monotonic() < deadline and first.poll() is None, "the first resume did not start"
             time.sleep(0.2)
-        second = subprocess.run(command, capture_output=True, text=True, env=ENV)
+        status, _, err = run_entry("src/train.py", command[2:])  # the second, in this process
         assert first.poll() is None  # still training, undisturbed
     finally:
         first.terminate()
         first.wait(timeout=60)
-    assert second.returncode == 1
-    assert second.stderr.strip().splitlines()[-1] == (
+    assert status == 1
+    assert err.strip().splitlines()[-1] == (
         f"error: {run_dir}: process {first.pid} is training in this run folder; wait for it to end (two runs "
         "resuming one checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
     )

@@ -8,7 +8,7 @@ from torch import nn
 
 from mlplab.data import TensorLoader
 from mlplab.errors import InputError
-from mlplab.execution import Executions, Plan
+from mlplab.execution import ExecutedDataModule, Plan
 from mlplab.losses import SoftmaxMSELoss
 from mlplab.models.mlp import MLP
 from mlplab.models.network import ACTIVATIONS
@@ -43,7 +43,7 @@ def train_once(
     **trainer_kwargs,
 ) -> Trainer:
     """Train batches of 8 in order (one epoch unless max_epochs), `steps` per execution, with a bare Trainer."""
-    module.plan = Plan(steps, **(plan or {}))
+    module.plan = Plan(steps, **(plan or {}))  # as Classifier(execution=...) makes it
     trainer_kwargs = {"max_epochs": 1, **trainer_kwargs}
     trainer = Trainer(
         logger=False,
@@ -52,8 +52,7 @@ def train_once(
         enable_model_summary=False,
         **trainer_kwargs,
     )
-    loader = Executions(TensorLoader(images, labels, 8, train=False), module.plan, lambda: trainer.current_epoch)
-    trainer.fit(module, train_dataloaders=loader)
+    trainer.fit(module, train_dataloaders=module.executions(TensorLoader(images, labels, 8, train=False)))
     return trainer
 
 
@@ -96,6 +95,31 @@ def test_an_execution_takes_one_optimizer_step_per_batch():
     )
     for name, value in single.net.state_dict().items():
         torch.testing.assert_close(grouped.net.state_dict()[name], value)
+
+
+class ExecutionSizes(Callback):
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def on_train_batch_start(self, trainer, module, execution, batch_idx):
+        self.sizes.append(execution.size)
+
+
+def test_a_datamodule_writes_only_its_train_loader_and_the_module_executes_it_by_its_own_plan():
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))
+
+    class Data(ExecutedDataModule):
+        def train_loader(self) -> TensorLoader:
+            return TensorLoader(images, labels, 8, train=False)
+
+    module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER, execution={"steps_per_execution": 3})
+    sizes = ExecutionSizes()
+    trainer = Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[sizes]
+    )
+    trainer.fit(module, datamodule=Data())
+    assert sizes.sizes == [3, 2] and trainer.global_step == 5  # 5 batches of 8, in executions of up to 3
 
 
 def gradient_norm(module: nn.Module) -> torch.Tensor:

@@ -3,8 +3,6 @@ outside the range is refused before anything is built, in one line naming the ke
 
 import copy
 import re
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mlplab.checks import RULES, Rule, check_config, check_rules
 from mlplab.errors import InputError
 
-from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides
+from conftest import CONF_DIR, SYNTHETIC, compose_train, data_overrides, run_entry
 
 # The parts of the config whose values the table covers. Not covered: callbacks and logger (this lab's wiring of
 # Lightning, apart from early stopping, a regularization), paths and task_name (set by each entry point), and
@@ -124,11 +122,10 @@ def test_a_value_that_cannot_be_converted_is_named_by_its_key(overrides, message
         (["optimizer=rmsprop", "optimizer.alpha=2"], "error: optimizer.alpha=2: must be a number in [0, 1)"),
     ],
 )
-@pytest.mark.slow
 def test_the_command_line_refuses_a_value_torch_would_train_with(synthetic_mnist, tmp_path, args, error):
     run_dir = tmp_path / "run"
-    command = [sys.executable, str(REPO / "src" / "train.py"), *SYNTHETIC, *data_overrides(synthetic_mnist), *args]
-    result = subprocess.run([*command, f"hydra.run.dir={run_dir}"], capture_output=True, text=True)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == error
+    arguments = [*SYNTHETIC, *data_overrides(synthetic_mnist), *args, f"hydra.run.dir={run_dir}"]
+    status, _, err = run_entry("src/train.py", arguments)
+    assert status == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == error
     assert not (run_dir / "checkpoints").exists()  # refused before training

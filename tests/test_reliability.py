@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import runpy
 import signal
 import subprocess
 import sys
@@ -19,21 +18,13 @@ from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.errors import InputError
 from mlplab.training import train
 
-from conftest import REPO, SYNTHETIC, data_overrides
+from conftest import REPO, SYNTHETIC, data_overrides, run_entry
 
 
-def run_train(args: list[str], capsys) -> tuple[int, str]:
-    """`python src/train.py ARGS` in this process (its imports are paid once): (exit status, stderr)."""
-    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = ["train.py", *args]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            runpy.run_path(str(REPO / "src" / "train.py"), run_name="__main__")
-    finally:
-        sys.argv = saved_argv
-        if saved_env is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)  # run() sets it; subprocesses must not inherit it
-    return exit_info.value.code, capsys.readouterr().err
+def run_train(args: list[str]) -> tuple[int, str]:
+    """`python src/train.py ARGS` in this process: (exit status, stderr)."""
+    status, _, err = run_entry("src/train.py", args)
+    return status, err
 
 
 class Unsafe:
@@ -102,6 +93,9 @@ BAD_INPUT = [
     (["hydra.run.dir={text}/run"], r"hydra.run.dir=.*notes.txt/run: cannot create the run folder \(Not a directory\)"),
     (["trainer.foo=1"], r"Could not override 'trainer.foo'. To append to your config use \+trainer.foo=1"),
     (["model.hidden_dims=["], r"model.hidden_dims=\[: cannot parse this override"),
+    # Each of mlplab.cli.HYDRA_FLAG_MISUSES, the errors Hydra gives as text alone.
+    (["--resolve"], r"^error: The --resolve flag can only be used in conjunction with --cfg or --help$"),
+    (["-m", "--cfg", "job"], r"^error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be"),
     # Ranges of mlplab.checks.RULES that the libraries check too, or do not check at all.
     (["optimizer.momentum=-1"], r"^error: optimizer.momentum=-1: must be a number in \[0, 1\)$"),
     (
@@ -145,12 +139,10 @@ if not torch.cuda.is_available():
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_is_one_line_and_a_nonzero_exit(synthetic_mnist, bad_files, tmp_path, capsys, args, message):
+def test_bad_input_is_one_line_and_a_nonzero_exit(synthetic_mnist, bad_files, tmp_path, args, message):
     args = [a.format(**{k: str(v) for k, v in bad_files.items()}) for a in args]
     run_dir = tmp_path / "run"
-    status, stderr = run_train(
-        [*SYNTHETIC, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}", *args], capsys
-    )
+    status, stderr = run_train([*SYNTHETIC, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}", *args])
     lines = [line for line in stderr.splitlines() if not line.startswith(("GPU available", "TPU available"))]
     assert status == 1
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
@@ -169,10 +161,10 @@ def test_bad_input_from_a_real_process_has_no_traceback_unless_asked(synthetic_m
     assert result.returncode == 1 and "Traceback" in result.stderr and "InputError" in result.stderr
 
 
-def test_divergence_stops_at_once_and_is_recorded(synthetic_mnist, tmp_path, capsys):
+def test_divergence_stops_at_once_and_is_recorded(synthetic_mnist, tmp_path):
     run_dir = tmp_path / "run"
     args = [*SYNTHETIC, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}", "optimizer.lr=1e12"]
-    status, stderr = run_train(args, capsys)
+    status, stderr = run_train(args)
     assert status == 1
     assert stderr.strip().splitlines()[-1].startswith("diverged: train/loss is nan at epoch 0, step ")
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -239,8 +231,10 @@ def run_until_epoch(args: list[str], epoch_line: str, signum: int) -> tuple[int,
 @pytest.fixture(scope="module")
 def uninterrupted(synthetic_mnist, tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    process = start([*LONG_RUN, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}"])
-    assert process.wait(timeout=300) == 0, process.stderr.read()
+    status, _, err = run_entry(
+        "src/train.py", [*LONG_RUN, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}"]
+    )
+    assert status == 0, err
     return json.loads((run_dir / "metrics.json").read_text())
 
 
@@ -256,23 +250,15 @@ def test_sigkill_leaves_a_usable_last_checkpoint_and_resuming_matches_the_uninte
     last = run_dir / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["epoch"] >= 1  # the epoch before the line, or that one
     # A bare resume: the run's own config comes from its folder, and the results go back into it.
-    result = subprocess.run(
-        [sys.executable, str(REPO / "src" / "train.py"), f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'again'}"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"resuming {run_dir}" in result.stdout
+    status, out, err = run_entry("src/train.py", [f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'again'}"])
+    assert status == 0, err
+    assert f"resuming {run_dir}" in out
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
     # Finished now: resuming it once more is refused in one line, and its results stay as they are.
-    again = subprocess.run(
-        [sys.executable, str(REPO / "src" / "train.py"), f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'third'}"],
-        capture_output=True,
-        text=True,
-    )
-    assert again.returncode == 1, again.stderr
-    assert f"ckpt_path={last}: that run had already finished" in again.stderr.strip().splitlines()[-1]
+    status, _, err = run_entry("src/train.py", [f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'third'}"])
+    assert status == 1, err
+    assert f"ckpt_path={last}: that run had already finished" in err.strip().splitlines()[-1]
     assert json.loads((run_dir / "metrics.json").read_text()) == resumed
 
 
@@ -292,12 +278,8 @@ def test_interruption_saves_a_checkpoint_says_how_to_resume_and_resumes_exactly(
     assert last_line.endswith(f"saved {saved}; resume with: python src/train.py ckpt_path={saved}")
     assert "Traceback" not in stderr
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "src" / "train.py"), f"ckpt_path={saved}", f"hydra.run.dir={tmp_path / 'again'}"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    status, _, err = run_entry("src/train.py", [f"ckpt_path={saved}", f"hydra.run.dir={tmp_path / 'again'}"])
+    assert status == 0, err
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
 

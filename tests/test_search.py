@@ -2,9 +2,7 @@
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,15 +16,15 @@ from mlplab.errors import InputError
 from mlplab.search import distribution
 from mlplab.training import train
 
-from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides
+from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides, run_entry
 
 FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none"]
 
 
 def search(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    command = [sys.executable, str(REPO / "src" / "search.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    """`python src/search.py ARGS` from the checkout, run in this process."""
+    status, out, err = run_entry("src/search.py", list(args), REPO)
+    return subprocess.CompletedProcess(["search.py", *args], status, out, err)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

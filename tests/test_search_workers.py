@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import REPO, SYNTHETIC, data_overrides
+from conftest import REPO, SYNTHETIC, data_overrides, run_entry
 from postgres import free_port
 
 ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
@@ -122,12 +122,12 @@ def test_a_killed_worker_s_trial_is_failed_by_another_and_run_again(synthetic_mn
 def test_sigterm_stops_the_search_in_one_line_and_the_next_call_replaces_the_trial(synthetic_mnist, tmp_path):
     folder, storage = tmp_path / "study", f"sqlite:///{tmp_path}/study.db"
     base = command(folder, synthetic_mnist, f"search.storage={storage}", "search.n_trials=2")
-    # Long enough that the signal comes during training (a trial is about 0.1 s per epoch here).
+    # Long enough that the signal comes during training (a trial is about 0.07 s per epoch here).
     search = subprocess.Popen(
-        [*base, "trainer.max_epochs=100"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
+        [*base, "trainer.max_epochs=30"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
     )
     while not list(folder.glob("0_*/checkpoints/last.ckpt")):
-        time.sleep(0.2)
+        time.sleep(0.02)
     search.send_signal(signal.SIGTERM)
     _, err = search.communicate(timeout=120)
     assert search.returncode == 143
@@ -136,8 +136,10 @@ def test_sigterm_stops_the_search_in_one_line_and_the_next_call_replaces_the_tri
     )
     [trial] = load(storage).trials
     assert trial.state.name == "FAIL" and trial.user_attrs["status"] == "interrupted"
-    again = subprocess.run([*base, "trainer.max_epochs=100"], capture_output=True, text=True, env=ENV)
-    assert again.returncode == 0, again.stderr[-3000:]
+    status, _, err = in_process(
+        folder, synthetic_mnist, f"search.storage={storage}", "search.n_trials=2", "trainer.max_epochs=30"
+    )
+    assert status == 0, err[-3000:]
     assert [(t.number, t.user_attrs["status"]) for t in load(storage).trials] == [
         (0, "interrupted"),
         (1, "ok"),
@@ -145,31 +147,28 @@ def test_sigterm_stops_the_search_in_one_line_and_the_next_call_replaces_the_tri
     ]
 
 
+def in_process(folder: Path, synthetic_mnist, *args: str) -> tuple[int, str, str]:
+    """The search's command, run in this process: (exit status, stdout, stderr)."""
+    return run_entry("src/search.py", command(folder, synthetic_mnist, *args)[2:])
+
+
 @pytest.mark.slow
 def test_two_studies_in_one_database_stay_apart(synthetic_mnist, tmp_path, storage):
     for name, trials in (("first", 1), ("second", 2)):
-        folder = tmp_path / name
         args = [f"search.storage={storage}", f"search.study_name={name}", f"search.n_trials={trials}"]
-        result = subprocess.run(command(folder, synthetic_mnist, *args), capture_output=True, text=True, env=ENV)
-        assert result.returncode == 0, result.stderr[-3000:]
+        status, _, err = in_process(tmp_path / name, synthetic_mnist, *args)
+        assert status == 0, err[-3000:]
     assert [len(load(storage, name).trials) for name in ("first", "second")] == [1, 2]
 
 
 @pytest.mark.slow
 def test_a_study_searched_with_other_fixed_values_is_refused(synthetic_mnist, tmp_path):
     folder = tmp_path / "study"
-    first = subprocess.run(
-        command(folder, synthetic_mnist, "search.n_trials=1"), capture_output=True, text=True, env=ENV
-    )
-    assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run(
-        command(folder, synthetic_mnist, "search.n_trials=2", "trainer.max_epochs=3"),
-        capture_output=True,
-        text=True,
-        env=ENV,
-    )
-    assert second.returncode != 0
-    [line] = second.stderr.strip().splitlines()
+    status, _, err = in_process(folder, synthetic_mnist, "search.n_trials=1")
+    assert status == 0, err[-3000:]
+    status, _, err = in_process(folder, synthetic_mnist, "search.n_trials=2", "trainer.max_epochs=3")
+    assert status != 0
+    [line] = err.strip().splitlines()
     assert line == (
         "error: search.study_name=mlp: the study was searched with other fixed values (trainer.max_epochs=2 in the "
         "study, 3 now); give the same, or choose another search.study_name"
@@ -191,27 +190,23 @@ def test_a_study_searched_with_other_fixed_values_is_refused(synthetic_mnist, tm
         ("nonsense", r"search.storage=nonsense: not a database URL"),
     ],
 )
-@pytest.mark.slow
+@pytest.mark.slow  # about 3 s each: the search's checks run before the storage is opened
 def test_a_storage_that_cannot_be_used_is_one_line_and_writes_nothing(synthetic_mnist, tmp_path, url, message):
     folder = tmp_path / "study"
-    result = subprocess.run(
-        command(folder, synthetic_mnist, f"search.storage={url}"), capture_output=True, text=True, env=ENV
-    )
-    assert result.returncode != 0
-    [line] = result.stderr.strip().splitlines()
+    status, out, err = in_process(folder, synthetic_mnist, f"search.storage={url}")
+    assert status != 0
+    [line] = err.strip().splitlines()
     assert re.search(message, line), line
-    assert "hunter2" not in result.stdout + result.stderr
+    assert "hunter2" not in out + err
     assert sorted(p.name for p in folder.iterdir()) == [".hydra", "search.log"]  # Hydra's own: no trial, no study
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # it starts the PostgreSQL server
 def test_a_wrong_password_is_one_line(synthetic_mnist, tmp_path, postgres):
     url = postgres.url("wrong_password", password="not-the-password")
-    result = subprocess.run(
-        command(tmp_path / "study", synthetic_mnist, f"search.storage={url}"), capture_output=True, text=True, env=ENV
-    )
-    assert result.returncode != 0
-    [line] = result.stderr.strip().splitlines()
+    status, _, err = in_process(tmp_path / "study", synthetic_mnist, f"search.storage={url}")
+    assert status != 0
+    [line] = err.strip().splitlines()
     assert "cannot connect" in line and 'password authentication failed for user "mlplab"' in line, line
     assert "not-the-password" not in line
 
@@ -220,8 +215,8 @@ def test_a_wrong_password_is_one_line(synthetic_mnist, tmp_path, postgres):
 def test_the_dashboard_shows_a_finished_study(synthetic_mnist, tmp_path):
     pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is missing: pip install -e '.[dashboard]'")
     folder = tmp_path / "study"
-    result = subprocess.run(command(folder, synthetic_mnist, "search.n_trials=2"), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    status, _, err = in_process(folder, synthetic_mnist, "search.n_trials=2")
+    assert status == 0, err[-3000:]
     port = free_port()
     dashboard = shutil.which("optuna-dashboard") or str(Path(sys.executable).parent / "optuna-dashboard")
     server = subprocess.Popen(

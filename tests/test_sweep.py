@@ -14,15 +14,15 @@ from omegaconf import OmegaConf
 
 from mlplab.sweep import load_jobs, summarize
 
-from conftest import CONF_DIR, REPO, SYNTHETIC, data_overrides
+from conftest import CONF_DIR, REPO, SYNTHETIC, data_overrides, run_entry
 
 FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none"]
 
 
 def multirun(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    command = [sys.executable, str(REPO / "src" / "train.py"), "-m", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
+    """`python src/train.py -m ARGS`, run in this process (the launchers' workers are processes of their own)."""
+    status, out, err = run_entry("src/train.py", ["-m", *args], cwd)
+    return subprocess.CompletedProcess(["train.py", "-m", *args], status, out, err)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -96,10 +96,8 @@ def test_summarize_rebuilds_the_table_of_an_interrupted_sweep(sweep, tmp_path):
         (copy / name).unlink()
     (next(copy.glob("3_*")) / "metrics.json").unlink()  # adam, seed 1: killed before it finished
     shutil.rmtree(next(copy.glob("1_*")))  # sgd, seed 1: never started
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "summarize.py"), str(copy)], capture_output=True, text=True
-    )
-    assert result.returncode == 1, result.stderr  # not every job ended ok
+    status, _, err = run_entry("scripts/summarize.py", [str(copy)])
+    assert status == 1, err  # not every job ended ok
     rows = {r["optimizer"]: r for r in read_csv(copy / "results.csv")}
     assert rows["sgd"]["seeds"] == "1" and rows["sgd"]["status"] == "ok"
     assert rows["adam"]["seeds"] == "2" and rows["adam"]["status"] == "1 incomplete, 1 ok"
@@ -117,12 +115,9 @@ def test_job_folder_names_are_cut_at_150_characters():
     assert OmegaConf.create({"num": 3, "name": "x" * 200, "subdir": subdir}).subdir == "3_" + "x" * 150
 
 
-@pytest.mark.slow
 def test_summarize_rejects_a_folder_without_jobs(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "summarize.py"), str(tmp_path)], capture_output=True, text=True
-    )
-    assert result.returncode == 2 and "no sweep jobs here" in result.stderr
+    status, _, err = run_entry("scripts/summarize.py", [str(tmp_path)])
+    assert status == 2 and "no sweep jobs here" in err
 
 
 def test_rows_group_by_every_swept_key_but_the_seed(tmp_path):

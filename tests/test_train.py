@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mlplab.module import Classifier
 from mlplab.training import train
 
-from conftest import REPO, SYNTHETIC, compose_train, data_overrides, real_data
+from conftest import REPO, SYNTHETIC, compose_train, data_overrides, real_data, run_entry
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,6 @@ def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
 
 
-@pytest.mark.slow
 def test_command_line_reports_a_corrupted_data_file_in_one_line(synthetic_mnist, tmp_path):
     data_dir, md5 = synthetic_mnist
     raw = tmp_path / "data" / "MNIST" / "raw"
@@ -201,10 +200,10 @@ def test_command_line_reports_a_corrupted_data_file_in_one_line(synthetic_mnist,
     for name in md5:
         (raw / name).write_bytes(b"not an MNIST file")
     overrides = data_overrides((tmp_path / "data", md5))
-    result = cli(*SYNTHETIC, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
+    status, _, err = run_entry("src/train.py", [*SYNTHETIC, *overrides, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status == 1
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and "train-images-idx3-ubyte: md5 is " in last
     assert f"expected {md5['train-images-idx3-ubyte']}" in last
 

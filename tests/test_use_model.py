@@ -4,8 +4,6 @@ import importlib.util
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from mlplab.inference import frame, grayscale, predict, preprocess
 from mlplab.trained import load_trained
 from mlplab.training import train
 
-from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, real_data
+from conftest import CONF_DIR, SYNTHETIC, compose_train, real_data, run_entry
 
 BLACK, WHITE = (0 - MEAN) / STD, (1 - MEAN) / STD  # normalized paper and full ink
 
@@ -37,8 +35,15 @@ def compose_use(config_name: str, overrides: list[str], output_dir: Path) -> Dic
     return cfg
 
 
-def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "src" / script), *args], cwd=cwd, capture_output=True, text=True)
+@pytest.fixture
+def cli(monkeypatch):
+    """`python src/SCRIPT ARGS` from the folder `cwd`, run in this process: (exit status, stdout, stderr)."""
+
+    def run(script: str, *args: str, cwd: Path) -> tuple[int, str, str]:
+        monkeypatch.chdir(cwd)
+        return run_entry(f"src/{script}", list(args))
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -126,22 +131,22 @@ def test_eval_rejects_unknown_data_settings(trained, tmp_path, override, message
         evaluate(cfg)
 
 
-@pytest.mark.slow
-def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tmp_path):
+def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tmp_path, cli):
     run_dir = tmp_path / "eval_run"
-    result = cli("eval.py", f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    status, out, err = cli(
+        "eval.py", f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert status == 0, err
     name = Path(trained["best_checkpoint"]).name
     summary = f"test/acc {trained['test/acc']:.2%}  test/loss {trained['test/loss']:.4f}  ({name} on 300 test images)"
-    assert summary in result.stdout and f"run folder:  {run_dir}" in result.stdout
+    assert summary in out and f"run folder:  {run_dir}" in out
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(trained["test/acc"])
 
 
-@pytest.mark.slow
-def test_eval_command_without_checkpoint_prints_one_error_line(tmp_path):
-    result = cli("eval.py", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ckpt_path is required: give ckpt_path=PATH")
+def test_eval_command_without_checkpoint_prints_one_error_line(tmp_path, cli):
+    status, _, err = cli("eval.py", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert status == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: ckpt_path is required: give ckpt_path=PATH")
 
 
 # --- preprocessing -------------------------------------------------------------------------------------------
@@ -280,14 +285,13 @@ def test_predict_rejects_bad_settings(trained, image_folder, tmp_path, overrides
         predict(compose_use("predict", [*base, *overrides], tmp_path))
 
 
-@pytest.mark.slow
-def test_predict_command_reports_good_files_and_fails_for_bad_ones(trained, image_folder, tmp_path):
+def test_predict_command_reports_good_files_and_fails_for_bad_ones(trained, image_folder, tmp_path, cli):
     run_dir = tmp_path / "predict_run"
     args = [f"ckpt_path={trained['best_checkpoint']}", "input=images", f"hydra.run.dir={run_dir}"]
-    result = cli("predict.py", *args, cwd=tmp_path)
-    assert result.returncode == 1
-    assert re.fullmatch(r"images/a\.png: \d \(\d+\.\d%\)\nimages/b\.jpg: \d \(\d+\.\d%\)\n", result.stdout)
-    assert result.stderr.strip().splitlines()[-1] == (
+    status, out, err = cli("predict.py", *args, cwd=tmp_path)
+    assert status == 1
+    assert re.fullmatch(r"images/a\.png: \d \(\d+\.\d%\)\nimages/b\.jpg: \d \(\d+\.\d%\)\n", out)
+    assert err.strip().splitlines()[-1] == (
         "error: images/notes.txt: not an image (Pillow recognises no image format in it)"
     )
     assert len(json.loads((run_dir / "predictions.json").read_text())["predictions"]) == 2
@@ -379,15 +383,14 @@ def test_export_rejects_unknown_formats_and_says_what_onnx_needs(trained, tmp_pa
         export_model(compose_use("export", [f"ckpt_path={checkpoint}", "format=onnx"], tmp_path))
 
 
-@pytest.mark.slow
-def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_path):
+def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_path, cli):
     run_dir = tmp_path / "export_run"
     args = [f"ckpt_path={trained['best_checkpoint']}", "format=torch_export", f"hydra.run.dir={run_dir}"]
-    result = cli("export.py", *args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    status, out, err = cli("export.py", *args, cwd=tmp_path)
+    assert status == 0, err
     written = run_dir / Path(trained["best_checkpoint"]).with_suffix(".pt2").name
     match = re.fullmatch(
         rf"wrote {re.escape(str(written))} \(torch_export\); largest logit difference from the checkpoint: (\S+)\n",
-        result.stdout,
+        out,
     )
     assert match and float(match[1]) < 1e-5 and written.is_file()

@@ -2,8 +2,8 @@
 
 import logging
 import os
-import re
 import sys
+import sysconfig
 import threading
 import traceback
 import warnings
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, OverrideParseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -50,52 +50,77 @@ def _event_writer_quiet(args: threading.ExceptHookArgs) -> None:
         threading.__excepthook__(args)
 
 
-def _unknown_option(message: str) -> str | None:
-    found = re.search(r"Could not find '([^']+)/([^']+)'", message)
-    options = re.search(r"Available options in '[^']+':\n((?:\t\S+\n?)+)", message)
-    if not (found and options):
-        return None
-    return f"{found[1]}={found[2]}: unknown option; choose one of {', '.join(options[1].split())}"
-
-
-def _written_file(error: OSError) -> str | None:
-    """The file that a library failed to write (a full disk) with an error that does not name it, from the frames
-    of its writer: Hydra's .hydra/*.yaml (a plain open), TensorBoard's event file (whose writer's thread keeps the
-    error for the next write or flush into the file, anywhere in a run; the name is a private attribute)."""
-    for frame, _ in traceback.walk_tb(error.__traceback__):
-        code, local = frame.f_code, frame.f_locals
-        if code.co_name == "_save_config" and f"{os.sep}hydra{os.sep}" in code.co_filename:
-            return os.path.join(local["output_dir"], local["filename"])
-        if type(local.get("self")).__name__ == "EventFileWriter" and hasattr(local["self"], "_file_name"):
-            return local["self"]._file_name
-    return None
+# Hydra's misuses of its own flags, which it raises as plain ValueErrors: known by their text alone.
+HYDRA_FLAG_MISUSES = (
+    "The --resolve flag can only be used in conjunction with --cfg or --help",
+    "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified",
+)
 
 
 def user_error(error: BaseException) -> str | None:
     """The one-line message for an error caused by the user's input, or None for a genuine bug."""
-    for cause in (error, error.__cause__):
+    for cause in (error, error.__cause__):  # a cause: raised in a constructor that Hydra's instantiate called
         if isinstance(cause, InputError):
             return str(cause)
+    if (message := hydra_error(error)) is not None:
+        return message
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror}"
+    if isinstance(error, OSError) and error.errno and (written := _event_file(error)):
+        return f"{written}: {error.strerror}"
+    return None
+
+
+def hydra_error(error: BaseException) -> str | None:
+    """The one line for an error that Hydra or OmegaConf raised on the user's command line or config, or None.
+
+    Known by type: a bad override, an unknown group option, Hydra's and OmegaConf's other config errors. Known by
+    where they were raised (Hydra's run_job, which makes the run folder and writes .hydra/): an OSError. Known by
+    text: HYDRA_FLAG_MISUSES, the only errors Hydra gives as a plain ValueError."""
     if isinstance(error, OverrideParseException):
         message = f"{error.override}: cannot parse this override ({one_line(error.message.split(chr(10))[0])})"
         key, _, value = str(error.override).partition("=")
         if "=" in value or "," in value:  # e.g. the path of a sweep job's checkpoint: 2_optimizer=adam,seed=0/...
             message += f"; a value with = or , in it goes in quotes: \"{key}='{value}'\""
         return message
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return f"{group}={option}: unknown option; choose one of {', '.join(error.options)}"
     if isinstance(error, HydraException | OmegaConfBaseException):
         message = str(error).split("\nConfig search path:")[0]
-        return _unknown_option(message) or one_line(f"{message} {error.__cause__ or ''}")
-    from_hydra = any(
-        f"{os.sep}hydra{os.sep}" in frame.filename for frame in traceback.extract_tb(error.__traceback__)[-3:]
-    )
-    if isinstance(error, OSError) and error.errno and not error.filename and (written := _written_file(error)):
-        return f"{written}: {error.strerror}"
-    if isinstance(error, OSError) and error.filename:
-        if from_hydra:
+        return one_line(f"{message} {error.__cause__ or ''}")
+    if isinstance(error, ValueError) and str(error) in HYDRA_FLAG_MISUSES:
+        return str(error)
+    if isinstance(error, OSError) and (job := _hydra_run_job(error)) is not None:
+        if error.filename:
             return f"hydra.run.dir={error.filename}: cannot create the run folder ({error.strerror})"
-        return f"{error.filename}: {error.strerror}"
-    if isinstance(error, ValueError) and from_hydra:  # a misuse of Hydra's own flags, e.g. -m with --cfg
-        return one_line(str(error))
+        # .hydra/config.yaml and the others, written with a plain open: the error names no file.
+        if (saving := job.get("_save_config")) is not None:
+            return f"{os.path.join(saving['output_dir'], saving['filename'])}: {error.strerror}"
+    return None
+
+
+def _hydra_run_job(error: BaseException) -> dict[str, dict] | None:
+    """The local variables of the innermost function outside the standard library that the error came through, by
+    its name, if that is Hydra's run_job (which makes the run folder) or its _save_config; else None."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    ours = [frame for frame in frames if not frame.f_code.co_filename.startswith(stdlib)]
+    if not ours or f"{os.sep}hydra{os.sep}" not in ours[-1].f_code.co_filename:
+        return None
+    if (name := ours[-1].f_code.co_name) not in ("run_job", "_save_config"):
+        return None
+    return {name: ours[-1].f_locals}
+
+
+def _event_file(error: OSError) -> str | None:
+    """TensorBoard's event file, when its writer failed (a full disk): the writer's thread keeps the error for the
+    run's next write or flush into the file, anywhere in a run, and the error names no file (a private attribute
+    of the writer does)."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        writer = frame.f_locals.get("self")
+        if type(writer).__name__ == "EventFileWriter" and hasattr(writer, "_file_name"):
+            return writer._file_name
     return None
 
 

@@ -5,19 +5,18 @@ import hashlib
 import os
 import shutil
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 import torchvision
-from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
 from mlplab.errors import InputError, one_line
-from mlplab.execution import executions
+from mlplab.execution import ExecutedDataModule
 from mlplab.idx import MEAN, MNIST_MD5, STD
 from mlplab.runs import REPO
 
@@ -141,7 +140,7 @@ class TensorLoader:
             yield Batch(self.transform(images) if self.transform else images, self.labels[index])
 
 
-class MNISTDataModule(LightningDataModule):
+class MNISTDataModule(ExecutedDataModule):
     """MNIST train/validation/test splits, held on the training device.
 
     `augment` (e.g. {"rotate": 10, "scale": 0.1, "shift": 2, "elastic": 1}: mlplab.augment.RandomDistortion)
@@ -209,11 +208,11 @@ class MNISTDataModule(LightningDataModule):
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         return TensorLoader(*self.splits[split], batch_size, train, self.seed, rank, world_size, transform)
 
-    def train_dataloader(self) -> Iterable[Any]:
+    def train_loader(self) -> TensorLoader:
         # overfit_batches means the same few batches every epoch: no shuffling then.
         overfit = bool(self.trainer and self.trainer.overfit_batches)
         distort = partial(self.augment, generator=self.generator) if self.augment else None
-        return executions(self.loader("train", self.batch_size, not overfit, distort), self.trainer)
+        return self.loader("train", self.batch_size, not overfit, distort)
 
     def val_dataloader(self) -> TensorLoader:
         return self.loader("val", self.eval_batch_size, train=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
@@ -63,6 +63,11 @@ class Plan:
     limit_train_batches: int | float = 1.0  # batches per epoch: a count, or a fraction of the epoch
     val_check_interval: int | float = 1.0  # validate every N batches (an integer), or at each epoch's end (1.0)
     log_every_n_steps: int = 50  # Lightning's default
+
+    def batches_per_epoch(self, loader_batches: int) -> int:
+        """The batches an epoch trains of a loader's `loader_batches`: all, or limit_train_batches of them."""
+        limit = self.limit_train_batches
+        return min(loader_batches, limit) if isinstance(limit, int) else int(loader_batches * limit)
 
 
 # The Trainer's arguments that Lightning would count in executions, or refuses when a module takes its own steps.
@@ -111,8 +116,7 @@ class Executions:
         self.batches: Iterator[Any] = iter(())
 
     def batches_per_epoch(self) -> int:
-        total, limit = len(self.loader), self.plan.limit_train_batches
-        return min(total, limit) if isinstance(limit, int) else int(total * limit)
+        return self.plan.batches_per_epoch(len(self.loader))
 
     def __iter__(self) -> Iterator[Execution]:
         total, epoch, start = self.batches_per_epoch(), None, 0  # epoch None: the trainer's, once training starts
@@ -166,12 +170,16 @@ class Executions:
         self.resume_at = (state["epoch"], state["batches"])
 
 
-def executions(loader: BatchLoader, trainer: Trainer | None) -> Iterable[Any]:
-    """The training loader as the trainer's module executes it: grouped for a MultiStepModule, as it is otherwise."""
-    module = trainer.lightning_module if trainer else None
-    if not isinstance(module, MultiStepModule):
-        return loader
-    return Executions(loader, module.plan, lambda: trainer.current_epoch)
+class ExecutedDataModule(LightningDataModule):
+    """A datamodule whose training batches the trainer's MultiStepModule executes. A subclass writes
+    `train_loader()`, its training loader (a BatchLoader); `train_dataloader` hands it over in executions."""
+
+    def train_loader(self) -> BatchLoader:
+        raise NotImplementedError(f"{type(self).__name__} must define train_loader()")
+
+    def train_dataloader(self) -> Iterable[Any]:
+        loader, module = self.train_loader(), self.trainer.lightning_module if self.trainer else None
+        return module.executions(loader) if isinstance(module, MultiStepModule) else loader
 
 
 class ProgressBar(TQDMProgressBar):
@@ -218,10 +226,9 @@ class MultiStepModule(LightningModule):
     a plain loop: zero_grad, backward, clipping, the optimizer step, the scheduler's step.
     """
 
-    plan = Plan()  # the run's, set by mlplab.training.build
-
-    def __init__(self) -> None:
+    def __init__(self, plan: Plan | None = None) -> None:
         super().__init__()
+        self.plan = plan or Plan()
         self.automatic_optimization = False  # training_step takes one optimizer step per batch (per accumulation)
         self.epoch_means = nn.ModuleDict()  # an EpochMean per name that train_step logs
         self.accumulating = False  # whether gradients wait for more batches before the next optimizer step
@@ -231,6 +238,10 @@ class MultiStepModule(LightningModule):
         self.last_step = MaxMetric(nan_strategy="disable")
         self.logged_in: int | None = None  # the epoch whose metrics are registered with Lightning
         self.epoch_images = 0
+
+    def executions(self, loader: BatchLoader) -> Executions:
+        """A training loader's batches in this module's executions (ExecutedDataModule hands them over so)."""
+        return Executions(loader, self.plan, lambda: self.trainer.current_epoch)
 
     def training_step(self, execution: Execution, batch_idx: int) -> None:
         optimizer, accumulate = self.optimizers(), self.plan.accumulate_grad_batches
@@ -380,7 +391,11 @@ class MultiStepModule(LightningModule):
     def total_steps(self) -> int:
         """The optimizer steps this fit will take (for a schedule over the whole run, such as OneCycleLR)."""
         trainer, plan = self.trainer, self.plan
-        batches = trainer.datamodule.train_dataloader().batches_per_epoch()
+        if not isinstance(trainer.datamodule, ExecutedDataModule):
+            raise TypeError("total_steps counts the batches of an ExecutedDataModule's train_loader()")
+        # The datamodule's loader, not the trainer's: Lightning's estimated_stepping_batches would set the fit loop's
+        # up now, before a resumed run's checkpoint restores its position in the epoch, which then would never be.
+        batches = plan.batches_per_epoch(len(trainer.datamodule.train_loader()))
         steps = math.ceil(batches / plan.accumulate_grad_batches) * trainer.max_epochs
         return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
 

@@ -10,7 +10,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlplab.data import Batch
-from mlplab.execution import MultiStepModule
+from mlplab.execution import MultiStepModule, Plan
 from mlplab.models.network import Network
 
 
@@ -19,6 +19,7 @@ class Classifier(MultiStepModule):
 
     `model`, `loss`, `optimizer` and `scheduler` are Hydra configs (plain dicts with `_target_`), kept as
     plain hyperparameters so that a checkpoint loads under `weights_only=True` with no extra arguments.
+    `execution`: how training batches are executed, the fields of mlplab.execution.Plan (default: one at a time).
     """
 
     def __init__(
@@ -29,8 +30,9 @@ class Classifier(MultiStepModule):
         scheduler: dict[str, Any] | None = None,
         l1: float = 0.0,
         l2: float = 0.0,
+        execution: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(Plan(**execution) if execution else None)
         self.save_hyperparameters(logger=False)
         self.net: Network = instantiate(model, _convert_="all")
         self.criterion = instantiate(loss, _convert_="all")

@@ -4,6 +4,7 @@ import os
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ def build(
 ) -> tuple[pl.LightningDataModule, Classifier, pl.Trainer]:
     """The datamodule, module and trainer that the config describes; `callbacks` are added to the trainer's."""
     datamodule = instantiate(cfg.data, _convert_="all")  # plain values: they go into checkpoints
+    arguments, plan = trainer_arguments(_plain(cfg.trainer), cfg.steps_per_execution)
     module = Classifier(
         model=_plain(cfg.model),
         loss=_plain(cfg.loss),
@@ -42,6 +44,7 @@ def build(
         scheduler=_plain(cfg.scheduler),
         l1=cfg.regularization.l1,
         l2=cfg.regularization.l2,
+        execution=asdict(plan),
     )
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     # The caller's callbacks (objects no config can describe, such as the search's live Optuna trial) first.
@@ -57,7 +60,6 @@ def build(
     if cfg.trainer.get("strategy") == "ddp":
         use_job_commands()
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
-    arguments, module.plan = trainer_arguments(_plain(cfg.trainer), cfg.steps_per_execution)
     if not validating:
         arguments.update(limit_val_batches=0, num_sanity_val_steps=0)
     trainer = instantiate(
