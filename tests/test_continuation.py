@@ -160,7 +160,8 @@ def killed_and_continued(folder: Path, data, until: str, swept: tuple[str, ...])
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     finished = {str(path.parent.relative_to(folder)) for path in folder.glob("**/metrics.json")}
-    again = sweep(folder, data, swept=swept)
+    # A process of its own: joblib's workers print its jobs' kept: and resuming: lines into its output.
+    again = subprocess.run(command(folder, data, swept=swept), capture_output=True, text=True, env=environment())
     assert again.returncode == 0, again.stderr
     # submitit's jobs print into its logs (the killed run's print no kept: or resuming: lines).
     return finished, again.stdout + "".join(path.read_text() for path in folder.glob(".submitit/*/*_log.out"))
