@@ -35,15 +35,9 @@ def compose_use(config_name: str, overrides: list[str], output_dir: Path) -> Dic
     return cfg
 
 
-@pytest.fixture
-def cli(monkeypatch):
+def cli(script: str, *args: str, cwd: Path) -> tuple[int, str, str]:
     """`python src/SCRIPT ARGS` from the folder `cwd`, run in this process: (exit status, stdout, stderr)."""
-
-    def run(script: str, *args: str, cwd: Path) -> tuple[int, str, str]:
-        monkeypatch.chdir(cwd)
-        return run_entry(f"src/{script}", list(args))
-
-    return run
+    return run_entry(f"src/{script}", list(args), cwd)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +125,7 @@ def test_eval_rejects_unknown_data_settings(trained, tmp_path, override, message
         evaluate(cfg)
 
 
-def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tmp_path, cli):
+def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tmp_path):
     run_dir = tmp_path / "eval_run"
     status, out, err = cli(
         "eval.py", f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={run_dir}", cwd=tmp_path
@@ -143,7 +137,7 @@ def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tm
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(trained["test/acc"])
 
 
-def test_eval_command_without_checkpoint_prints_one_error_line(tmp_path, cli):
+def test_eval_command_without_checkpoint_prints_one_error_line(tmp_path):
     status, _, err = cli("eval.py", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert status == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("error: ckpt_path is required: give ckpt_path=PATH")
@@ -285,7 +279,7 @@ def test_predict_rejects_bad_settings(trained, image_folder, tmp_path, overrides
         predict(compose_use("predict", [*base, *overrides], tmp_path))
 
 
-def test_predict_command_reports_good_files_and_fails_for_bad_ones(trained, image_folder, tmp_path, cli):
+def test_predict_command_reports_good_files_and_fails_for_bad_ones(trained, image_folder, tmp_path):
     run_dir = tmp_path / "predict_run"
     args = [f"ckpt_path={trained['best_checkpoint']}", "input=images", f"hydra.run.dir={run_dir}"]
     status, out, err = cli("predict.py", *args, cwd=tmp_path)
@@ -383,7 +377,7 @@ def test_export_rejects_unknown_formats_and_says_what_onnx_needs(trained, tmp_pa
         export_model(compose_use("export", [f"ckpt_path={checkpoint}", "format=onnx"], tmp_path))
 
 
-def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_path, cli):
+def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_path):
     run_dir = tmp_path / "export_run"
     args = [f"ckpt_path={trained['best_checkpoint']}", "format=torch_export", f"hydra.run.dir={run_dir}"]
     status, out, err = cli("export.py", *args, cwd=tmp_path)

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -94,23 +95,20 @@ def hydra_error(error: BaseException) -> str | None:
     if isinstance(error, OSError) and (job := _hydra_run_job(error)) is not None:
         if error.filename:
             return f"hydra.run.dir={error.filename}: cannot create the run folder ({error.strerror})"
-        # .hydra/config.yaml and the others, written with a plain open: the error names no file.
-        if (saving := job.get("_save_config")) is not None:
-            return f"{os.path.join(saving['output_dir'], saving['filename'])}: {error.strerror}"
+        if job.f_code.co_name == "_save_config":  # .hydra/*.yaml, written with a plain open: the error names no file
+            return f"{os.path.join(job.f_locals['output_dir'], job.f_locals['filename'])}: {error.strerror}"
     return None
 
 
-def _hydra_run_job(error: BaseException) -> dict[str, dict] | None:
-    """The local variables of the innermost function outside the standard library that the error came through, by
-    its name, if that is Hydra's run_job (which makes the run folder) or its _save_config; else None."""
+def _hydra_run_job(error: BaseException) -> FrameType | None:
+    """The innermost frame outside the standard library that the error came through, if it is Hydra's run_job
+    (which makes the run folder) or its _save_config; else None."""
     stdlib = sysconfig.get_paths()["stdlib"]
     frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
     ours = [frame for frame in frames if not frame.f_code.co_filename.startswith(stdlib)]
     if not ours or f"{os.sep}hydra{os.sep}" not in ours[-1].f_code.co_filename:
         return None
-    if (name := ours[-1].f_code.co_name) not in ("run_job", "_save_config"):
-        return None
-    return {name: ours[-1].f_locals}
+    return ours[-1] if ours[-1].f_code.co_name in ("run_job", "_save_config") else None
 
 
 def _event_file(error: OSError) -> str | None:

@@ -178,7 +178,8 @@ class ExecutedDataModule(LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} must define train_loader()")
 
     def train_dataloader(self) -> Iterable[Any]:
-        loader, module = self.train_loader(), self.trainer.lightning_module if self.trainer else None
+        module = self.trainer.lightning_module if self.trainer else None
+        loader = self.train_loader()
         return module.executions(loader) if isinstance(module, MultiStepModule) else loader
 
 
