@@ -3,7 +3,7 @@
     python scripts/from_scratch.py                 # the 784-512-256-10 MLP on all ten digits
     python scripts/from_scratch.py --digits 3 8    # the two-layer binary classifier: 3 (output 0) against 8 (1)
 
-The math is in src/mlplab/scratch.py and scratch_optim.py; docs/lesson.md maps it to the lesson's formulas.
+The math is in src/mlplab/scratch/network.py and scratch_optim.py; docs/lesson.md maps it to the lesson's formulas.
 """
 
 import argparse
@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
+from mlplab.engine.runs import REPO
 from mlplab.errors import InputError
 from mlplab.idx import normalized, read_mnist
-from mlplab.runs import REPO
-from mlplab.scratch import SoftmaxMLP, TwoLayerNet, evaluate, train_epoch
-from mlplab.scratch_optim import OPTIMIZERS
+from mlplab.scratch.network import SoftmaxMLP, TwoLayerNet, evaluate, train_epoch
+from mlplab.scratch.optim import OPTIMIZERS
 
 VAL_SIZE = 5000
 DEFAULT_LR = {"gd": 0.1, "momentum": 0.05, "rmsprop": 0.001, "adam": 0.001}

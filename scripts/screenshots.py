@@ -20,8 +20,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mlplab.runs import REPO, read_metrics
-from mlplab.sweep import load_jobs, summarize
+from mlplab.engine.runs import REPO, read_metrics
+from mlplab.experiments.sweep import load_jobs, summarize
 
 sys.path.insert(0, str(REPO / "tests"))  # the browser helpers the tests drive Chromium with
 import browser  # noqa: E402

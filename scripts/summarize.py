@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mlplab.cli import reported
-from mlplab.sweep import load_jobs, report
+from mlplab.experiments.sweep import load_jobs, report
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ line by line. docs/lesson.md shows this output; a test checks that the page and 
 
 import numpy as np
 
-from mlplab.scratch import TwoLayerNet
-from mlplab.scratch_optim import GradientDescent
+from mlplab.scratch.network import TwoLayerNet
+from mlplab.scratch.optim import GradientDescent
 
 X = np.array([[1.0, 2.0], [2.0, -1.0]])  # two samples (rows), two features
 Y = np.array([[1.0], [0.0]])  # the first is of class 1, the second of class 0

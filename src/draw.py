@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import reported, run
-from mlplab.pad import serve
+from mlplab.use.pad import serve
 
 
 @hydra.main(config_path="../conf", config_name="draw", version_base="1.3")

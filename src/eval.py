@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import reported, run
-from mlplab.evaluation import evaluate
+from mlplab.use.evaluation import evaluate
 
 
 @hydra.main(config_path="../conf", config_name="eval", version_base="1.3")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import reported, run
-from mlplab.export import export_model
+from mlplab.use.export import export_model
 
 
 @hydra.main(config_path="../conf", config_name="export", version_base="1.3")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import reported, run
-from mlplab.lr_find import lr_find
+from mlplab.experiments.lr_find import lr_find
 
 
 @hydra.main(config_path="../conf", config_name="lr_find", version_base="1.3")

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import reported, run
-from mlplab.inference import predict
+from mlplab.use.inference import predict
 
 
 @hydra.main(config_path="../conf", config_name="predict", version_base="1.3")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import job, run
-from mlplab.continuation import train_task
+from mlplab.experiments.continuation import train_task
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")

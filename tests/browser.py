@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from mlplab.idx import read_mnist
-from mlplab.runs import REPO
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 

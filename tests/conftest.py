@@ -17,11 +17,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.data import REPO_DATA_DIR
-from mlplab.runs import REPO
 
 import browser
 from postgres import postgres  # noqa: F401  (a fixture: a real PostgreSQL server)
 
+# The checkout these tests belong to: its conf/, README and scripts, wherever the package is installed from.
+REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 REAL_MNIST_PRESENT = all(
     (REPO_DATA_DIR / "MNIST" / "raw" / f"{name}.gz").exists()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlplab.comparison import detectable_effect, holm
-from mlplab.sweep import load_jobs, markdown, summarize, write_results
+from mlplab.experiments.comparison import detectable_effect, holm
+from mlplab.experiments.sweep import load_jobs, markdown, summarize, write_results
 
 
 def make_sweep(folder, runs: dict[str, dict[int, float | None]]) -> None:

@@ -8,7 +8,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from mlplab.checks import check_config
+from mlplab.config.checks import check_config
 from mlplab.data import MNISTDataModule
 from mlplab.errors import InputError
 from mlplab.losses import SoftmaxMSELoss
@@ -140,7 +140,7 @@ def test_trainer_options(make_cfg):
     assert make_cfg(synthetic=False).trainer.accelerator == "auto"
     _, module, trainer = build(make_cfg("trainer=cpu", "++trainer.limit_train_batches=0.1", "trainer.max_epochs=7"))
     assert type(trainer.accelerator).__name__ == "CPUAccelerator" and trainer.max_epochs == 7
-    # Counted in batches by mlplab.execution, not in Lightning's executions.
+    # Counted in batches by mlplab.engine.execution, not in Lightning's executions.
     assert module.plan.limit_train_batches == 0.1 and trainer.limit_train_batches == 1.0
     # The plan is a constructor argument, in the checkpoint's hyperparameters: a module rebuilt from them has it.
     assert type(module)(**module.hparams).plan == module.plan

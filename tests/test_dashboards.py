@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from mlplab.dashboards import Dashboards, weight_tiles
+from mlplab.engine.dashboards import Dashboards, weight_tiles
 from mlplab.errors import Diverged, Interrupted
 from mlplab.training import build, train
 
@@ -117,7 +117,7 @@ def test_a_run_that_diverged_keeps_its_hparams_session(synthetic_mnist, tmp_path
 
 
 class InterruptSecondExecution(Callback):
-    """As Ctrl-C does (mlplab.callbacks.Interruption): save the training state, then stop."""
+    """As Ctrl-C does (mlplab.engine.callbacks.Interruption): save the training state, then stop."""
 
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
         if trainer.global_step == 8:

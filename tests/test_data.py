@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, MNISTDataModule, TensorLoader, prepare_mnist
+from mlplab.engine.execution import Executions, Plan
 from mlplab.errors import InputError
-from mlplab.execution import Executions, Plan
 
 from conftest import real_data
 

@@ -16,12 +16,12 @@ from lightning.pytorch import Callback
 from test_use_model import compose_use
 from torch.utils.tensorboard import SummaryWriter
 
-from mlplab.checkpoints import load_checkpoint
 from mlplab.cli import quiet_libraries, user_error
-from mlplab.export import export_model
-from mlplab.runs import write_json, write_text
-from mlplab.sweep import write_results
+from mlplab.engine.checkpoints import load_checkpoint
+from mlplab.engine.runs import write_json, write_text
+from mlplab.experiments.sweep import write_results
 from mlplab.training import train
+from mlplab.use.export import export_model
 
 from conftest import REPO, SYNTHETIC, compose_train, data_overrides, run_entry
 

@@ -10,7 +10,7 @@ from lightning.pytorch import seed_everything
 from test_sweep import multirun, read_csv
 
 from mlplab.errors import InputError, RunStopped
-from mlplab.lr_find import Diverging, RangeTest, lr_find, range_test, range_test_config
+from mlplab.experiments.lr_find import Diverging, RangeTest, lr_find, range_test, range_test_config
 from mlplab.training import build, train
 
 from conftest import REPO, SYNTHETIC, compose_train, data_overrides, real_data

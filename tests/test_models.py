@@ -15,16 +15,16 @@ from PIL import Image, ImageDraw
 from test_use_model import compose_use
 from torch import nn
 
-from mlplab.checks import check_config
+from mlplab.config.checks import check_config
 from mlplab.errors import InputError
-from mlplab.evaluation import evaluate
-from mlplab.export import FORMATS, example_images, export_model
-from mlplab.inference import predict, preprocess
-from mlplab.lr_find import lr_find
+from mlplab.experiments.lr_find import lr_find
 from mlplab.models.network import Network
 from mlplab.module import Classifier
-from mlplab.trained import load_trained
 from mlplab.training import train
+from mlplab.use.evaluation import evaluate
+from mlplab.use.export import FORMATS, example_images, export_model
+from mlplab.use.inference import predict, preprocess
+from mlplab.use.trained import load_trained
 
 from conftest import CONF_DIR, SYNTHETIC, compose_train
 

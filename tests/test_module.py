@@ -7,8 +7,8 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
 from mlplab.data import TensorLoader
+from mlplab.engine.execution import ExecutedDataModule, Plan
 from mlplab.errors import InputError
-from mlplab.execution import ExecutedDataModule, Plan
 from mlplab.losses import SoftmaxMSELoss
 from mlplab.models.mlp import MLP
 from mlplab.models.network import ACTIVATIONS

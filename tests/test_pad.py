@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mlplab.inference import frame, grayscale
-from mlplab.pad import PadServer
-from mlplab.trained import load_trained
 from mlplab.training import train
+from mlplab.use.inference import frame, grayscale
+from mlplab.use.pad import PadServer
+from mlplab.use.trained import load_trained
 
 import browser
 from conftest import REPO, SYNTHETIC, compose_train, real_data, run_entry

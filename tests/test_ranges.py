@@ -1,5 +1,6 @@
-"""The table of ranges (mlplab.checks.RULES): every value of every option has a row, its default passes, and a value
-outside the range is refused before anything is built, in one line naming the key, the value and what is allowed."""
+"""The table of ranges (mlplab.config.checks.RULES): every value of every option has a row, its default passes, and
+a value outside the range is refused before anything is built, in one line
+naming the key, the value and what is allowed."""
 
 import copy
 import re
@@ -9,14 +10,14 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.checks import RULES, Rule, check_config, check_rules
+from mlplab.config.checks import RULES, Rule, check_config, check_rules
 from mlplab.errors import InputError
 
 from conftest import CONF_DIR, SYNTHETIC, compose_train, data_overrides, run_entry
 
 # The parts of the config whose values the table covers. Not covered: callbacks and logger (this lab's wiring of
 # Lightning, apart from early stopping, a regularization), paths and task_name (set by each entry point), and
-# search.*'s names, metric, storage and space (checked by mlplab.search).
+# search.*'s names, metric, storage and space (checked by mlplab.experiments.search).
 SCOPE = (
     "seed", "threads", "steps_per_execution", "ckpt_path", "optimizer", "scheduler", "loss", "model", "data",
     "trainer", "regularization", "callbacks.early_stopping", "sweep", "lr_find", "search.n_trials",
@@ -63,7 +64,7 @@ def test_every_value_of_every_option_has_a_range_that_its_default_passes(option)
     cfg = composed(option)
     ranged = {rule.key for rule in RULES}
     missing = [key for key in leaves(cfg) if in_scope(key) and key not in ranged]
-    assert not missing, f"{option}: add a row to mlplab.checks.RULES for {', '.join(missing)}"
+    assert not missing, f"{option}: add a row to mlplab.config.checks.RULES for {', '.join(missing)}"
     check_rules(cfg)
 
 

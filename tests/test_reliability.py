@@ -14,7 +14,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
+from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.errors import InputError
 from mlplab.training import train
 
@@ -96,7 +96,7 @@ BAD_INPUT = [
     # Each of mlplab.cli.HYDRA_FLAG_MISUSES, the errors Hydra gives as text alone.
     (["--resolve"], r"^error: The --resolve flag can only be used in conjunction with --cfg or --help$"),
     (["-m", "--cfg", "job"], r"^error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be"),
-    # Ranges of mlplab.checks.RULES that the libraries check too, or do not check at all.
+    # Ranges of mlplab.config.checks.RULES that the libraries check too, or do not check at all.
     (["optimizer.momentum=-1"], r"^error: optimizer.momentum=-1: must be a number in \[0, 1\)$"),
     (
         ["optimizer=adam", "optimizer.betas=[0.9,1.5]"],
@@ -109,7 +109,7 @@ BAD_INPUT = [
     ),
     (["trainer.precision=bad"], r"^error: trainer.precision=bad: must be 64, 32, 16, transformer-engine, .* or bf16$"),
     (["trainer.devices=0"], r"^error: trainer.devices=0: must be auto, -1 \(every device\), a count >= 1 or a list"),
-    # Values that only the libraries check, found before training and named by their key (mlplab.preflight).
+    # Values that only the libraries check, found before training and named by their key (mlplab.config.preflight).
     (["optimizer=sgd", "++optimizer.nesterov=true"], r"^error: optimizer.nesterov=True: refused by torch.optim.SGD "),
     (
         ["++optimizer.foo=1"],
@@ -369,7 +369,7 @@ def test_resuming_between_validations_with_another_steps_per_execution_is_refuse
 
 def test_a_run_killed_after_its_last_checkpoint_is_trained_again_to_the_same_numbers(make_cfg):
     """What a sweep's job or a search's retried trial does with a run killed between its last epoch and its test."""
-    from mlplab.continuation import resume
+    from mlplab.experiments.continuation import resume
 
     cfg = make_cfg("trainer.max_epochs=2", "logger=none")
     finished, _ = train(cfg)

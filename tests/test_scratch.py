@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlplab.scratch import (
+from mlplab.scratch.network import (
     SoftmaxMLP,
     TwoLayerNet,
     binary_cross_entropy,
@@ -30,7 +30,7 @@ from mlplab.scratch import (
     tanh_grad,
     train_epoch,
 )
-from mlplab.scratch_optim import Adam, GradientDescent, Momentum, Optimizer, RMSProp
+from mlplab.scratch.optim import Adam, GradientDescent, Momentum, Optimizer, RMSProp
 
 from conftest import REPO, idx_bytes, real_data
 
@@ -168,10 +168,10 @@ def test_optimizer_follows_the_torch_optim_trajectory(ours: type[Optimizer], the
 
 
 def test_every_code_line_quoted_in_the_lesson_page_is_in_its_function():
-    rows = re.findall(r"^\| .+ \| `src/mlplab/(\w+)\.py:([\w.]+)` \| `(.+)` \|$", LESSON_PAGE, flags=re.M)
+    rows = re.findall(r"^\| .+ \| `src/mlplab/([\w/]+)\.py:([\w.]+)` \| `(.+)` \|$", LESSON_PAGE, flags=re.M)
     assert len(rows) > 35
     for module, qualname, line in rows:
-        function = importlib.import_module(f"mlplab.{module}")
+        function = importlib.import_module(f"mlplab.{module.replace('/', '.')}")
         for attribute in qualname.split("."):
             function = getattr(function, attribute)
         assert line in inspect.getsource(function), f"docs/lesson.md quotes {line!r} from {module}:{qualname}"

@@ -11,9 +11,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mlplab.checks import check_without_validation
+from mlplab.config.checks import check_without_validation
 from mlplab.errors import InputError
-from mlplab.search import distribution
+from mlplab.experiments.search import distribution
 from mlplab.training import train
 
 from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides, run_entry

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mlplab.sweep import load_jobs, summarize
+from mlplab.experiments.sweep import load_jobs, summarize
 
 from conftest import CONF_DIR, REPO, SYNTHETIC, data_overrides, run_entry
 

@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from test_sweep import multirun
 
-from mlplab.runs import read_metrics
+from mlplab.engine.runs import read_metrics
 
 import browser
 from conftest import SYNTHETIC, data_overrides

@@ -219,7 +219,7 @@ def test_one_short_epoch_on_real_mnist_is_far_above_chance(tmp_path):
 def test_the_progress_bar_counts_the_epochs_executions(make_cfg, overrides, total):
     from lightning.pytorch import Callback
 
-    from mlplab.execution import ProgressBar
+    from mlplab.engine.execution import ProgressBar
 
     class Totals(Callback):
         def on_train_epoch_start(self, trainer, module):
@@ -278,7 +278,7 @@ def test_a_sweep_without_a_validation_set_is_refused(synthetic_mnist, tmp_path):
 def test_resuming_another_network_loss_or_optimizer_is_refused_naming_what_differs(
     trained, make_cfg, overrides, differs
 ):
-    from mlplab.checks import check_config
+    from mlplab.config.checks import check_config
     from mlplab.errors import InputError
 
     run_dir, *_ = trained

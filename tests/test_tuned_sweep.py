@@ -4,7 +4,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from test_sweep import FAST, multirun, read_csv
 
-from mlplab.sweep import load_jobs
+from mlplab.experiments.sweep import load_jobs
 
 from conftest import CONF_DIR, data_overrides
 

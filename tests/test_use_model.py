@@ -15,11 +15,11 @@ from PIL import Image, ImageDraw, ImageOps
 
 from mlplab.data import MEAN, REPO_DATA_DIR, STD
 from mlplab.errors import InputError
-from mlplab.evaluation import evaluate
-from mlplab.export import FORMATS, export_model
-from mlplab.inference import frame, grayscale, predict, preprocess
-from mlplab.trained import load_trained
 from mlplab.training import train
+from mlplab.use.evaluation import evaluate
+from mlplab.use.export import FORMATS, export_model
+from mlplab.use.inference import frame, grayscale, predict, preprocess
+from mlplab.use.trained import load_trained
 
 from conftest import CONF_DIR, SYNTHETIC, compose_train, real_data, run_entry
 

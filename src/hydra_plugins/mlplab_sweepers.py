@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-from mlplab.overrides import folder_name, split
+from mlplab.config.overrides import folder_name, split
 
 CHOSEN_BY = "val/acc_best"
 
@@ -68,7 +68,7 @@ class TuneThenTrain(NamedSweeper):
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         from mlplab.errors import InputError
-        from mlplab.sweep import report
+        from mlplab.experiments.sweep import report
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
@@ -139,7 +139,7 @@ def _merged(*lists: list[str]) -> list[str]:
 
 def _best(points: list[JobReturn], grid: list[Any]) -> tuple[Any, float] | None:
     """The grid value whose run reached the highest validation accuracy, and that accuracy; None if none ended ok."""
-    from mlplab.runs import read_metrics
+    from mlplab.engine.runs import read_metrics
 
     finished = []
     for value, point in zip(grid, points, strict=True):
@@ -161,7 +161,7 @@ def _name(configuration: list[str], overrides: list[Any]) -> str:
 
 def _record_lost(folder: Path, configuration: list[str], message: str) -> None:
     """A configuration that got no final runs, as a failed job of the sweep: its table row says why."""
-    from mlplab.runs import record_failure
+    from mlplab.engine.runs import record_failure
 
     (folder / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(configuration), folder / ".hydra" / "overrides.yaml")

@@ -18,10 +18,10 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mlplab import distributed
+from mlplab.config.overrides import NAME_LIMIT
+from mlplab.engine import distributed
+from mlplab.engine.runs import record_failure
 from mlplab.errors import InputError, Interrupted, RunStopped, SweepRefused, one_line
-from mlplab.overrides import NAME_LIMIT
-from mlplab.runs import record_failure
 
 # Sweep job folders are named after their overrides. Registered on import, not by the entry points: a joblib or
 # submitit worker imports this module but runs no entry point, and resolves its job's folder name with it.

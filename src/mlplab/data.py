@@ -15,10 +15,10 @@ import torchvision
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
+from mlplab.engine.execution import ExecutedDataModule
+from mlplab.engine.runs import REPO
 from mlplab.errors import InputError, one_line
-from mlplab.execution import ExecutedDataModule
 from mlplab.idx import MEAN, MNIST_MD5, STD
-from mlplab.runs import REPO
 
 REPO_DATA_DIR = REPO / "data"
 

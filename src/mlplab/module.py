@@ -10,7 +10,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlplab.data import Batch
-from mlplab.execution import MultiStepModule, Plan
+from mlplab.engine.execution import MultiStepModule, Plan
 from mlplab.models.network import Network
 
 
@@ -19,7 +19,7 @@ class Classifier(MultiStepModule):
 
     `model`, `loss`, `optimizer` and `scheduler` are Hydra configs (plain dicts with `_target_`), kept as
     plain hyperparameters so that a checkpoint loads under `weights_only=True` with no extra arguments.
-    `execution`: how training batches are executed, the fields of mlplab.execution.Plan (default: one at a time).
+    `execution`: how training batches are executed, the fields of mlplab.engine.execution.Plan (default: one at a time).
     """
 
     def __init__(

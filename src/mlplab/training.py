@@ -15,15 +15,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.callbacks import EpochSummary, History, Interruption, RandomState
-from mlplab.checkpoints import AtomicCheckpointIO, load_checkpoint
-from mlplab.checks import check_config
-from mlplab.dashboards import log_hparams, tensorboard
-from mlplab.distributed import use_job_commands
+from mlplab.config.checks import check_config
+from mlplab.engine.callbacks import EpochSummary, History, Interruption, RandomState
+from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
+from mlplab.engine.dashboards import log_hparams, tensorboard
+from mlplab.engine.distributed import use_job_commands
+from mlplab.engine.execution import ProgressBar, trainer_arguments
+from mlplab.engine.runs import claimed, run_folder, run_record, write_json, write_text
 from mlplab.errors import AlreadyFinished, RunStopped
-from mlplab.execution import ProgressBar, trainer_arguments
 from mlplab.module import Classifier
-from mlplab.runs import claimed, run_folder, run_record, write_json, write_text
 
 
 def _plain(node: Any) -> Any:
@@ -166,7 +166,7 @@ def resumed_config(cfg: DictConfig) -> DictConfig:
 
 
 def _metrics(values: dict[str, Any]) -> dict[str, float]:
-    # Metrics only: a logged `step` is the x-axis of their records in TensorBoard (mlplab.execution).
+    # Metrics only: a logged `step` is the x-axis of their records in TensorBoard (mlplab.engine.execution).
     return {name: float(v) for name, v in values.items() if name != "step"}
 
 

@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from torch.utils.tensorboard.summary import hparams
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mlplab.data import MEAN, STD
-from mlplab.preflight import class_name
-from mlplab.runs import REPORTED_METRICS, atomic_write, read_metrics
+from mlplab.config.preflight import class_name
+from mlplab.engine.runs import REPORTED_METRICS, atomic_write, read_metrics
+from mlplab.idx import MEAN, STD
 
 HPARAMS_SUFFIX = ".hparams"  # the end of the name of the event file that holds a run's HParams session
 EXPERIMENT_SUFFIX = ".sweep"  # the event file that holds a sweep's HParams columns
@@ -324,8 +324,8 @@ def sweep_hparams(sweep_dir: Path) -> None:
 
 def write_events(folder: Path, suffix: str, summaries: Iterable[Summary], step: int = 0) -> Path:
     """An event file of its own, named like TensorBoard's (after which it sorts) but for the suffix, written whole
-    or not at all (mlplab.runs.atomic_write): TensorBoard's writer would leave half a file on a full disk, and its
-    close() alone loses the error of its writing thread. Returns the file."""
+    or not at all (mlplab.engine.runs.atomic_write): TensorBoard's writer would leave half a file on a full disk, and
+    its close() alone loses the error of its writing thread. Returns the file."""
     name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}{suffix}"
 
     def write(f: Any) -> None:

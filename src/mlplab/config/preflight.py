@@ -18,8 +18,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.config.overrides import overridden
 from mlplab.errors import InputError, one_line
-from mlplab.overrides import overridden
 
 BYTES_PER_VALUE = 4  # float32
 # Values kept per weight: the weight, its gradient, and the optimizer's state (momentum, Adam's two moments).
@@ -46,7 +46,7 @@ def preflight(cfg: DictConfig) -> None:
 
 def build_trainer(steps_per_execution: int, node: DictConfig) -> None:
     """The Trainer alone (devices, precision, strategy, ...), without the run's loggers and callbacks."""
-    from mlplab.execution import trainer_arguments
+    from mlplab.engine.execution import trainer_arguments
 
     arguments, _ = trainer_arguments(OmegaConf.to_container(node, resolve=True), steps_per_execution)
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")

@@ -6,11 +6,11 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mlplab.checks import check_accelerator
+from mlplab.config.checks import check_accelerator
 from mlplab.data import MNISTDataModule
+from mlplab.engine.runs import write_json
 from mlplab.errors import InputError
-from mlplab.runs import write_json
-from mlplab.trained import load_trained
+from mlplab.use.trained import load_trained
 
 SPLITS = {"test": "test", "val": "validation"}  # data.split: the images it names
 

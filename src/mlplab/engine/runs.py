@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from mlplab.errors import InputError
 
-REPO = Path(__file__).resolve().parents[2]  # the repository this package is installed from (pip install -e .)
+REPO = Path(__file__).resolve().parents[3]  # the repository this package is installed from (pip install -e .)
 # What a run is judged by, in sweep tables and TensorBoard's HParams tab: val/acc_best picks, test/* reports.
 REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss")
 

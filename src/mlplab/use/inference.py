@@ -13,9 +13,9 @@ from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
 from mlplab.data import MEAN, STD
+from mlplab.engine.runs import write_json
 from mlplab.errors import InputError
-from mlplab.runs import write_json
-from mlplab.trained import load_trained
+from mlplab.use.trained import load_trained
 
 SIZE, DIGIT_SIZE = 28, 20  # MNIST: the digit's longer side is 20 px, in a 28 x 28 field
 # Pixels fainter than this share of the strongest ink do not stretch the bounding box: paper grain, JPEG noise.

@@ -30,13 +30,13 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.engine import make_url
 
-from mlplab.checks import check_config, differences
 from mlplab.cli import failure, user_error
-from mlplab.continuation import newest_checkpoint, resume
+from mlplab.config.checks import check_config, differences
+from mlplab.config.overrides import command_line, folder_name, overridden, split
+from mlplab.engine.runs import REPO, record_failure, write_text
 from mlplab.errors import InputError, Interrupted, RunStopped, one_line
-from mlplab.overrides import command_line, folder_name, overridden, split
-from mlplab.runs import REPO, record_failure, write_text
-from mlplab.sweep import report
+from mlplab.experiments.continuation import newest_checkpoint, resume
+from mlplab.experiments.sweep import report
 from mlplab.training import train
 
 # Optuna marks its heartbeat API experimental; it is the documented way to survive dead workers.
@@ -370,7 +370,7 @@ def run_trial(
     name = folder_name(f"{trial.number}_{','.join(searched)}")
     folder = Path(cfg.paths.output_dir) / name
     resumed = take_over(study, trial, folder)
-    # Like a sweep job's: mlplab.sweep builds the results table from these files.
+    # Like a sweep job's: mlplab.experiments.sweep builds the results table from these files.
     write_text(folder / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(overrides))
     print(f"\ntrial {trial.number} ({len(counted(study)) + 1}/{cfg.search.n_trials}): {' '.join(searched)}", flush=True)
     try:

@@ -1,7 +1,7 @@
 """The digit pad: a local page where one draws a digit and a trained model reads it while it is drawn.
 
 The page (pad.html: nothing from the internet) posts the canvas as a PNG to /predict; the answer is the top 3
-digits and the 28 x 28 image the network saw, framed and classified by mlplab.inference as `src/predict.py` does.
+digits and the 28 x 28 image the network saw, framed and classified by mlplab.use.inference as `src/predict.py` does.
 """
 
 import contextlib
@@ -16,9 +16,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from mlplab.errors import InputError
-from mlplab.inference import classify, frame, grayscale, network_input, read_image
 from mlplab.module import Classifier
-from mlplab.trained import load_trained
+from mlplab.use.inference import classify, frame, grayscale, network_input, read_image
+from mlplab.use.trained import load_trained
 
 HOST = "127.0.0.1"  # this machine only: the pad is for its own user
 MAX_BYTES = 2_000_000  # a drawing of the page's 280 x 280 canvas is about 10 kB as PNG
@@ -51,7 +51,7 @@ class PadHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path not in ("/", "/index.html"):
             return self._json(HTTPStatus.NOT_FOUND, {"error": f"{self.path}: no such page; the pad is at /"})
-        self._send(HTTPStatus.OK, "text/html; charset=utf-8", files("mlplab").joinpath("pad.html").read_bytes())
+        self._send(HTTPStatus.OK, "text/html; charset=utf-8", files("mlplab.use").joinpath("pad.html").read_bytes())
 
     def do_POST(self) -> None:
         if self.path != "/predict":

@@ -14,10 +14,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlplab.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
-from mlplab.dashboards import sweep_hparams
-from mlplab.overrides import split
-from mlplab.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
+from mlplab.config.overrides import split
+from mlplab.engine.dashboards import sweep_hparams
+from mlplab.engine.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
+from mlplab.experiments.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
 NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.rerun"}

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from mlplab.engine.runs import atomic_write
 from mlplab.errors import InputError, one_line
-from mlplab.runs import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from mlplab.checkpoints import load_checkpoint
+from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 from mlplab.module import Classifier
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mlplab.scratch_optim import Optimizer
+from mlplab.scratch.optim import Optimizer
 
 Params = dict[str, np.ndarray]
 

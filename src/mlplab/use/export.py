@@ -1,7 +1,7 @@
 """export_model(cfg): write a checkpoint's network as a standalone model file, and check it against the checkpoint.
 
 The exported model takes images as training gives them, (N, 1, 28, 28) float32 normalized with
-mlplab.data.MEAN/STD (mlplab.inference.preprocess makes them from any image), and returns (N, 10) logits.
+mlplab.data.MEAN/STD (mlplab.use.inference.preprocess makes them from any image), and returns (N, 10) logits.
 """
 
 import importlib.util
@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from mlplab.data import MEAN, STD
+from mlplab.engine.runs import atomic_write
 from mlplab.errors import InputError
-from mlplab.runs import atomic_write
-from mlplab.trained import load_trained
+from mlplab.use.trained import load_trained
 
 Model = Callable[[Tensor], Tensor]
 

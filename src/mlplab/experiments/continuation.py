@@ -18,9 +18,9 @@ from hydra.types import RunMode
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.checks import RERUNNABLE, differences
+from mlplab.config.checks import RERUNNABLE, differences
+from mlplab.engine.runs import read_metrics
 from mlplab.errors import AlreadyFinished, SweepRefused
-from mlplab.runs import read_metrics
 from mlplab.training import resumed_config, train
 
 # How a job is continued, not what it computes: a resumed job records its checkpoint, a rerun its statuses.

@@ -13,12 +13,12 @@ from lightning.pytorch.strategies import StrategyRegistry
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlplab.augment import RandomDistortion
-from mlplab.checkpoints import load_checkpoint
+from mlplab.config.overrides import command_line
+from mlplab.config.preflight import preflight
+from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 from mlplab.models.network import ACTIVATIONS
 from mlplab.models.rnn import CELLS
-from mlplab.overrides import command_line
-from mlplab.preflight import preflight
 
 
 def number(value: Any) -> bool:
@@ -96,9 +96,9 @@ class Rule:
 # The range of every value the train config (and lr_find's) takes, checked before anything is built: what the
 # library documents, or what makes sense for this lab where that is narrower. A new option adds its keys' rows
 # (tests/test_ranges.py fails, naming the key, until it does); _target_ and _partial_ are not values and have none.
-# search.*'s names, metric, storage and space are checked by mlplab.search. Cross-key checks (val_size against the
-# training set, a layer count against the image's side, lr_find.max_lr > min_lr) stay with the code that knows both
-# values.
+# search.*'s names, metric, storage and space are checked by mlplab.experiments.search. Cross-key checks (val_size
+# against the training set, a layer count against the image's side, lr_find.max_lr > min_lr) stay with the code that
+# knows both values.
 RULES: list[Rule] = [
     # Top-level values of train.yaml.
     # Lightning replaces a seed outside NumPy's range with a random one (a warning, then irreproducible runs).
@@ -184,7 +184,7 @@ RULES: list[Rule] = [
     Rule("data.augment.scale", *within("[0, 1)"), refused=1.0),  # a scale within 1 +- scale stays positive
     Rule("data.augment.shift", *within("[0, 28)"), refused=-2),  # pixels
     Rule("data.augment.elastic", *within("[0, inf)"), refused=-1.5),
-    # trainer: Lightning's arguments. Counts of batches are applied by mlplab.execution (steps_per_execution).
+    # trainer: Lightning's arguments. Counts of batches are applied by mlplab.engine.execution (steps_per_execution).
     Rule("trainer.accelerator", *one_of("auto", "cpu", "gpu", "cuda", "mps"), refused="tpu"),
     Rule(
         "trainer.devices",
@@ -245,14 +245,14 @@ RULES: list[Rule] = [
     Rule("sweep.tune.grid", *list_of(within("(0, inf)")), refused=[0.1, -1]),  # learning rates
     Rule("sweep.tune.epochs", *within("[1, inf)", "integer"), refused=0),
     # search (conf/search.yaml): its numbers; the names, the metric, the storage and the space are checked by
-    # mlplab.search, which knows what they name.
+    # mlplab.experiments.search, which knows what they name.
     Rule("search.n_trials", *within("[1, inf)", "integer"), refused=0),
     Rule("search.direction", *one_of("maximize", "minimize"), refused="up"),
     Rule("search.heartbeat_interval", *within("[1, inf)", "integer"), refused=0),  # Optuna's: whole seconds
     Rule("search.grace_period", *within("[1, inf)", "integer"), refused=0),
     Rule("search.retries", *within("[0, inf)", "integer"), refused=-1),
     Rule("search.worker", *within("[0, inf)", "integer"), refused=-1),
-    # lr_find (conf/lr_find.yaml): max_lr > min_lr is checked by mlplab.lr_find.
+    # lr_find (conf/lr_find.yaml): max_lr > min_lr is checked by mlplab.experiments.lr_find.
     Rule("lr_find.min_lr", *within("(0, inf)"), refused=0),
     Rule("lr_find.max_lr", *within("(0, inf)"), refused=-1),
     Rule("lr_find.steps", *within(f"[{2 * SKIP_START}, inf)", "integer"), refused=5),  # steps after SKIP_START

@@ -16,10 +16,10 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import Callback, LightningModule, Trainer
 from omegaconf import DictConfig, open_dict
 
-from mlplab.checks import SKIP_START, check_config
+from mlplab.config.checks import SKIP_START, check_config
+from mlplab.config.preflight import class_name
+from mlplab.engine.runs import atomic_write, write_json, write_text
 from mlplab.errors import InputError
-from mlplab.preflight import class_name
-from mlplab.runs import atomic_write, write_json, write_text
 from mlplab.training import build
 
 
@@ -103,7 +103,7 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
 def lr_find(cfg: DictConfig) -> dict[str, Any]:
     """The range test of the composed config: prints the suggestions, writes the curve into the run folder."""
     settings, output_dir = cfg.lr_find, Path(cfg.paths.output_dir)
-    check_config(cfg)  # lr_find.* values too (mlplab.checks.RULES)
+    check_config(cfg)  # lr_find.* values too (mlplab.config.checks.RULES)
     if settings.max_lr <= settings.min_lr:
         raise InputError(f"lr_find.max_lr={settings.max_lr}: must be > lr_find.min_lr ({settings.min_lr})")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
