@@ -104,20 +104,20 @@ def test_bad_options_name_the_key(options, message):
 
 
 class Batches(Callback):
-    """Records the training batches as the module's train_step receives them, and the validation batches."""
+    """Records the training batches as the module's training_batch receives them, and the validation batches."""
 
     def __init__(self) -> None:
         self.train: list[torch.Tensor] = []
         self.val: list[torch.Tensor] = []
 
     def setup(self, trainer, module, stage):
-        train_step = module.train_step
+        training_batch = module.training_batch
 
-        def recorded(batch):
+        def recorded(batch, optimizer):
             self.train.append(batch.images.clone())
-            return train_step(batch)
+            return training_batch(batch, optimizer)
 
-        module.train_step = recorded
+        module.training_batch = recorded
 
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:

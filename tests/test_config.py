@@ -107,10 +107,10 @@ def test_regularization_members_compose_in_any_order(make_cfg):
     backward = make_cfg("regularization=[early_stopping,l2,l1,batch_norm,dropout]")
     assert forward == backward
     assert forward.model.dropout == 0.2 and forward.model.batch_norm
-    assert forward.regularization.l1 == 1e-5 and forward.regularization.l2 == 1e-4
+    assert forward.regularization.l1.strength == 1e-5 and forward.regularization.l2.strength == 1e-4
     _, module, trainer = build(forward)
     assert layer_types(module).count(nn.Dropout) == 2 and layer_types(module).count(nn.BatchNorm1d) == 2
-    assert module.hparams.l1 == 1e-5 and module.hparams.l2 == 1e-4
+    assert {name: penalty.strength for name, penalty in module.penalties.items()} == {"l1": 1e-5, "l2": 1e-4}
     stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
     assert len(stoppers) == 1 and stoppers[0].monitor == "val/loss" and stoppers[0].patience == 2
 
@@ -118,15 +118,15 @@ def test_regularization_members_compose_in_any_order(make_cfg):
 def test_regularization_is_off_unless_chosen(make_cfg):
     _, module, trainer = build(make_cfg())
     assert nn.Dropout not in layer_types(module) and nn.BatchNorm1d not in layer_types(module)
-    assert module.hparams.l1 == 0 and module.hparams.l2 == 0 and module.penalties() == {}
+    assert module.penalties == {} and module.hparams.penalties == {}
     assert not any(isinstance(c, EarlyStopping) for c in trainer.callbacks)
 
 
 def test_regularization_strengths_override(make_cfg):
-    cfg = make_cfg("regularization=[dropout,l1]", "model.dropout=0.3", "regularization.l1=3e-4")
+    cfg = make_cfg("regularization=[dropout,l1]", "model.dropout=0.3", "regularization.l1.strength=3e-4")
     _, module, _ = build(cfg)
     assert [m.p for m in module.net.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.3]
-    assert module.hparams.l1 == 3e-4
+    assert module.penalties["l1"].strength == 3e-4
 
 
 def test_model_is_built_from_config(make_cfg):

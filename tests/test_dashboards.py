@@ -16,7 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from mlplab.engine.dashboards import Dashboards, weight_tiles
+from mlplab.engine.dashboards import Dashboards
+from mlplab.engine.drawing import weight_tiles
 from mlplab.errors import Diverged, Interrupted
 from mlplab.training import build, train
 
@@ -65,24 +66,32 @@ def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
     content = hparams_content(events)
     start = content["_hparams_/session_start_info"].session_start_info
     hparams = {name: value.string_value or value.number_value for name, value in start.hparams.items()}
+    # Derived from the composed config: each chosen option's class, then its arguments by their dotted keys.
     assert hparams == {
-        "optimizer": "SGD",
-        "lr": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
+        "model": "MLP",
+        "model.input_dim": 784,
+        "model.hidden_dims": "64-32",
+        "model.num_classes": 10,
+        "model.activation": "relu",
+        "model.dropout": 0.2,
+        "model.batch_norm": "off",
         "loss": "CrossEntropyLoss",
-        "model": "MLP",  # then the model's own arguments
-        "input_dim": 784,
-        "hidden_dims": "64-32",
-        "num_classes": 10,
-        "activation": "relu",
-        "dropout": 0.2,
-        "batch_norm": "off",
-        "l1": 0.0,
-        "l2": 1e-4,
-        "early_stopping": "off",
-        "batch_size": 50,
-        "scheduler": "CosineAnnealingLR",
+        "optimizer": "SGD",
+        "optimizer.lr": 0.01,
+        "optimizer.momentum": 0.9,
+        "optimizer.weight_decay": 0.0,
+        "scheduler.scheduler": "CosineAnnealingLR",
+        "scheduler.scheduler.T_max": 2,
+        "scheduler.interval": "epoch",
+        "regularization.l2": "L2",
+        "regularization.l2.strength": 1e-4,
+        "data": "MNISTDataModule",
+        "data.batch_size": 50,
+        "data.eval_batch_size": 100,
+        "data.val_size": 200,
+        "data.split_seed": 0,
+        "data.seed": 0,
+        "callbacks.early_stopping": "none",
         "seed": 0,
         "max_epochs": 2,
         "status": "ok",
@@ -110,7 +119,7 @@ def test_a_run_that_diverged_keeps_its_hparams_session(synthetic_mnist, tmp_path
     events.Reload()
     content = hparams_content(events)
     start = content["_hparams_/session_start_info"].session_start_info
-    assert start.hparams["status"].string_value == "diverged" and start.hparams["lr"].number_value == 1e12
+    assert start.hparams["status"].string_value == "diverged" and start.hparams["optimizer.lr"].number_value == 1e12
     assert "_hparams_/session_end_info" in content
     # It stopped before validating: no metric to show.
     assert not {"val/acc_best", "test/acc", "test/loss"} & set(events.Tags()["scalars"])
@@ -222,7 +231,12 @@ def test_tensorboard_serves_the_run(run, tmp_path):
         assert "test/misclassified" in get(base + "data/plugin/images/tags")["sgd_cosine"]
         assert "gradients/layers.1.weight" in get(base + "data/plugin/histograms/tags")["sgd_cosine"]
         experiment = get(base + "data/plugin/hparams/experiment", {"experimentName": ""})
-        assert {info["name"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "hidden_dims", "seed"}
+        assert {info["name"] for info in experiment["hparamInfos"]} >= {
+            "optimizer",
+            "optimizer.lr",
+            "model.hidden_dims",
+            "seed",
+        }
     assert (tmp_path / ".tensorboard-info").is_dir()
 
 

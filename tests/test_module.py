@@ -19,8 +19,22 @@ LOSS = {"_target_": "torch.nn.CrossEntropyLoss"}
 OPTIMIZER = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 
 
-def test_penalties_follow_their_formula_over_linear_weights_only():
-    module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER, l1=0.5, l2=0.25)
+L1 = {"_target_": "mlplab.penalties.L1", "strength": 0.5}
+L2 = {"_target_": "mlplab.penalties.L2", "strength": 0.25}
+
+
+def penalty_terms(module: Classifier) -> dict[str, float]:
+    weights = list(module.net.weights().values())
+    return {name: penalty(weights).item() for name, penalty in module.penalties.items()}
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"penalties": {"l1": L1, "l2": L2}}, {"l1": 0.5, "l2": 0.25}],  # the 0.1.0 checkpoints' form: the same penalties
+    ids=["configs", "v0.1.0 strengths"],
+)
+def test_penalties_follow_their_formula_over_linear_weights_only(arguments):
+    module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER, **arguments)
     linears = [m for m in module.net.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
         for value, layer in zip((1.0, -2.0, 3.0), linears, strict=True):
@@ -29,9 +43,17 @@ def test_penalties_follow_their_formula_over_linear_weights_only():
         for bn in (m for m in module.net.modules() if isinstance(m, nn.BatchNorm1d)):
             bn.weight.fill_(100.0)
     sizes = [784 * 3, 3 * 2, 2 * 10]
-    penalties = module.penalties()
-    assert penalties["l1_penalty"].item() == pytest.approx(0.5 * (1 * sizes[0] + 2 * sizes[1] + 3 * sizes[2]))
-    assert penalties["l2_penalty"].item() == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
+    penalties = penalty_terms(module)
+    assert penalties["l1"] == pytest.approx(0.5 * (1 * sizes[0] + 2 * sizes[1] + 3 * sizes[2]))
+    assert penalties["l2"] == pytest.approx(0.25 * (1 * sizes[0] + 4 * sizes[1] + 9 * sizes[2]))
+
+
+def test_elastic_net_mixes_l1_and_half_l2_by_its_ratio():
+    elastic = {"_target_": "mlplab.penalties.ElasticNet", "strength": 0.5, "l1_ratio": 0.3}
+    module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER, penalties={"elastic_net": elastic})
+    weights = list(module.net.weights().values())
+    l1, l2 = sum(w.abs().sum() for w in weights), sum(w.pow(2).sum() for w in weights)
+    assert penalty_terms(module)["elastic_net"] == pytest.approx((0.5 * (0.3 * l1 + 0.7 / 2 * l2)).item())
 
 
 def train_once(
@@ -61,7 +83,8 @@ def test_penalties_add_their_gradient_to_each_step():
     images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     model = {**MODEL, "batch_norm": False}
     plain = Classifier(model=model, loss=LOSS, optimizer=OPTIMIZER)
-    penalized = Classifier(model=model, loss=LOSS, optimizer=OPTIMIZER, l1=1e-3, l2=1e-2)
+    strengths = {"l1": {**L1, "strength": 1e-3}, "l2": {**L2, "strength": 1e-2}}
+    penalized = Classifier(model=model, loss=LOSS, optimizer=OPTIMIZER, penalties=strengths)
     penalized.load_state_dict(plain.state_dict())
     start = {name: value.clone() for name, value in plain.net.state_dict().items()}
     for module in (plain, penalized):
@@ -312,3 +335,17 @@ def test_every_activation_builds(activation):
 def test_bad_model_values_are_named(kwargs, message):
     with pytest.raises(InputError, match=message):
         MLP(**kwargs)
+
+
+def test_the_model_summary_lists_the_model_and_not_the_engines_bookkeeping(caplog):
+    from mlplab.engine.callbacks import NetworkSummary
+
+    module = Classifier(model=MODEL, loss=LOSS, optimizer=OPTIMIZER)
+    assert {"epoch_means", "last_step"} <= {name for name, _ in module.named_children()}  # they are children
+    images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    with caplog.at_level("INFO", logger="lightning.pytorch.callbacks.model_summary"):
+        train_once(module, images, labels, steps=1, callbacks=[NetworkSummary()])
+    table = "\n".join(record.getMessage() for record in caplog.records)
+    rows = [line.split("|") for line in table.splitlines() if "|" in line and line[:1].isdigit()]
+    assert [name.strip() for _, name, *_ in rows] == ["net", "criterion", "eval_acc", "eval_loss", "val_acc_best"]
+    assert [number.strip() for number, *_ in rows] == list("01234")

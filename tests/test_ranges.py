@@ -1,6 +1,6 @@
-"""The table of ranges (mlplab.config.checks.RULES): every value of every option has a row, its default passes, and
-a value outside the range is refused before anything is built, in one line
-naming the key, the value and what is allowed."""
+"""The ranges, as each option declares them (its class's RULES, or its row of mlplab.config.checks.LIBRARY_RULES) and
+as the config declares its own (CONFIG_RULES): every value of every option has one, its default passes, and a value
+outside the range is refused before anything is built, in one line naming the key, the value and what is allowed."""
 
 import copy
 import re
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.config.checks import RULES, Rule, check_config, check_rules
+from mlplab.config.checks import check_config, check_rules, rules_for
+from mlplab.config.rules import Rule
 from mlplab.errors import InputError
 
 from conftest import CONF_DIR, SYNTHETIC, compose_train, data_overrides, run_entry
@@ -62,9 +63,9 @@ def in_scope(key: str) -> bool:
 @pytest.mark.parametrize("option", OPTIONS)
 def test_every_value_of_every_option_has_a_range_that_its_default_passes(option):
     cfg = composed(option)
-    ranged = {rule.key for rule in RULES}
+    ranged = {rule.key for rule in rules_for(cfg)}
     missing = [key for key in leaves(cfg) if in_scope(key) and key not in ranged]
-    assert not missing, f"{option}: add a row to mlplab.config.checks.RULES for {', '.join(missing)}"
+    assert not missing, f"{option}: give {', '.join(missing)} a rule (its class's RULES, or LIBRARY_RULES)"
     check_rules(cfg)
 
 
@@ -72,26 +73,38 @@ def has(cfg: DictConfig, key: str) -> bool:
     return OmegaConf.select(cfg, key, default=has) is not has
 
 
-def holding(rule: Rule) -> DictConfig:
-    """A copy of a composed config where the rule's key belongs: the first option that has it, else the first that
-    has the node above it (an optional argument, such as optimizer.nesterov)."""
-    parent = rule.key.rpartition(".")[0]
-    configs = [composed(option) for option in OPTIONS]
-    with_key = [cfg for cfg in configs if has(cfg, rule.key)]
-    with_parent = [cfg for cfg in configs if not parent or isinstance(OmegaConf.select(cfg, parent), DictConfig)]
-    assert with_key or with_parent, f"{rule.key}: no option of any group has {parent}"
-    return copy.deepcopy((with_key or with_parent)[0])
+def option_rules() -> list[tuple[str, Rule]]:
+    """(the first option whose config has it, the rule) for every distinct rule of every option: a rule of an optional
+    argument (optimizer.nesterov) is checked where its option is chosen, though its config leaves it out."""
+    seen: dict[tuple[str, str, str], tuple[str, Rule]] = {}
+    for option in OPTIONS:
+        for rule in rules_for(composed(option)):
+            parent = rule.key.rpartition(".")[0]
+            if has(composed(option), rule.key) or not parent or has(composed(option), parent):
+                seen.setdefault((rule.key, rule.allowed, repr(rule.refused)), (option, rule))
+    return list(seen.values())
 
 
-@pytest.mark.parametrize("rule", RULES, ids=[rule.key for rule in RULES])
-def test_a_value_outside_its_range_is_refused_in_one_line_naming_key_value_and_range(rule):
-    cfg = holding(rule)
+@pytest.mark.parametrize(("option", "rule"), option_rules(), ids=lambda x: x if isinstance(x, str) else x.key)
+def test_a_value_outside_its_range_is_refused_in_one_line_naming_key_value_and_range(option, rule):
+    cfg = copy.deepcopy(composed(option))
     with open_dict(cfg):
         OmegaConf.update(cfg, rule.key, rule.refused, merge=False, force_add=True)
     with pytest.raises(InputError) as refused:
         check_rules(cfg)
     assert str(refused.value) == f"{rule.key}={rule.refused}: must be {rule.allowed}"
     assert "\n" not in str(refused.value)
+
+
+def test_two_options_may_give_one_key_different_ranges():
+    """RMSprop's alpha is a smoothing in [0, 1); an optimizer without one takes no rule of that name from it."""
+    rmsprop = {rule.key: rule for rule in rules_for(composed("optimizer=rmsprop"))}
+    adam = {rule.key: rule for rule in rules_for(composed("optimizer=adam"))}
+    assert rmsprop["optimizer.alpha"].allowed == "a number in [0, 1)" and "optimizer.alpha" not in adam
+    cfg = copy.deepcopy(composed("optimizer=adam"))
+    with open_dict(cfg):
+        cfg.optimizer.alpha = 2  # not Adam's argument: refused when it is built, not by RMSprop's range
+    check_rules(cfg)
 
 
 @pytest.mark.parametrize(

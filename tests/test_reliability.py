@@ -54,7 +54,10 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
 
 
 BAD_INPUT = [
-    (["optimizer=foo"], r"optimizer=foo: unknown option; choose one of adam, adamw, momentum, nadam, rmsprop, sgd"),
+    (
+        ["optimizer=foo"],
+        r"optimizer=foo: unknown option; choose one of adagrad, adam, adamw, momentum, nadam, rmsprop, sgd",
+    ),
     (["optimizer.lr=-0.1"], r"optimizer.lr=-0.1: must be a number > 0"),
     (["optimizer.lr=0"], r"optimizer.lr=0: must be a number > 0"),
     (["model.dropout=1.0"], r"model.dropout=1.0: must be a number in \[0, 1\)"),
@@ -75,8 +78,8 @@ BAD_INPUT = [
     (["model.hidden_dims=[]"], r"model.hidden_dims=\[\]: must be a list of one or more integers >= 1"),
     (["model.hidden_dims=[64,-1]"], r"model.hidden_dims=\[64, -1\]: must be a list of one or more integers >= 1"),
     (["model.activation=swish"], r"model.activation=swish: must be relu, leaky_relu, elu, gelu, silu, sigmoid or tanh"),
-    (["regularization.l1=-1e-5"], r"regularization.l1=-1e-05: must be a number >= 0"),
-    (["regularization.l2=-1"], r"regularization.l2=-1: must be a number >= 0"),
+    (["regularization=l1", "regularization.l1.strength=-1e-5"], r"regularization.l1.strength=-1e-05: must be a number"),
+    (["regularization=l2", "regularization.l2.strength=-1"], r"regularization.l2.strength=-1: must be a number >= 0"),
     (["trainer.max_epochs=0"], r"trainer.max_epochs=0: must be an integer >= 1"),
     (["scheduler=cosine", "scheduler.interval=steps"], r"scheduler.interval=steps: must be step or epoch"),
     (["data.val_size=1000"], r"data.val_size=1000: must be between 0 \(no validation set\) and 999 \(the training set"),

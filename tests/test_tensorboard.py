@@ -35,9 +35,10 @@ def test_runs_are_named_by_what_varies_and_the_hparams_columns_list_it_first(swe
     content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
     experiment = HParamsPluginData.FromString(content).experiment
     columns = [(info.name, info.differs) for info in experiment.hparam_infos]
-    # SGD and Adam: the class, the learning rate and momentum (Adam's beta1) differ; nothing else does.
-    assert columns[:3] == [("optimizer", True), ("lr", True), ("momentum", True)]
-    assert not any(differs for _, differs in columns[3:]) and ("weight_decay", False) in columns
+    # SGD and Adam: the class and the learning rate differ, and each has arguments the other lacks; nothing else does.
+    varying = ["optimizer", "optimizer.lr", "optimizer.momentum", "optimizer.betas", "optimizer.eps"]
+    assert columns[:5] == [(name, True) for name in varying]
+    assert not any(differs for _, differs in columns[5:]) and ("optimizer.weight_decay", False) in columns
     assert [info.name.tag for info in experiment.metric_infos] == ["val/acc_best", "test/acc", "test/loss"]
 
 
@@ -64,7 +65,14 @@ def test_tensorboard_shows_what_the_sweep_asks_at_a_glance(sweep, tmp_path):
         # HParams: one row per run, what varies in the first columns, the runs' real final metrics.
         rows = browser.hparams_rows(driver, base, count=len(RUNS))
         assert [row["Trial ID"] for row in rows] == RUNS
-        assert list(rows[0])[1:4] == ["lr", "momentum", "optimizer"]  # TensorBoard sorts what varies by name
+        # TensorBoard sorts what varies by name
+        assert list(rows[0])[1:6] == [
+            "optimizer",
+            "optimizer.betas",
+            "optimizer.eps",
+            "optimizer.lr",
+            "optimizer.momentum",
+        ]
         for row in rows:
             metrics = read_metrics(sweep / row["Trial ID"])
             assert row["optimizer"] == {"0_optimizer=sgd": "SGD", "1_optimizer=adam": "Adam"}[row["Trial ID"]]

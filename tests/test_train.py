@@ -52,7 +52,8 @@ def test_best_checkpoint_reloads_with_no_arguments_and_reproduces_test_accuracy(
     _, metrics, objects = trained
     # Lightning loads with weights_only=True here: only plain hyperparameters are in the file.
     module = Classifier.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
-    assert module.hparams.optimizer["_target_"] == "torch.optim.SGD" and module.hparams.l1 == 1e-5
+    assert module.hparams.optimizer["_target_"] == "torch.optim.SGD"
+    assert module.hparams.penalties["l1"] == {"_target_": "mlplab.penalties.L1", "strength": 1e-5}
     # The data settings travel too, so a checkpoint alone can rebuild its validation and test splits.
     data = torch.load(metrics["best_checkpoint"], weights_only=True)["datamodule_hyper_parameters"]
     assert data["val_size"] == 200 and data["split_seed"] == 0 and data["md5"] == objects["datamodule"].md5
@@ -279,11 +280,15 @@ def test_resuming_another_network_loss_or_optimizer_is_refused_naming_what_diffe
     trained, make_cfg, overrides, differs
 ):
     from mlplab.config.checks import check_config
+    from mlplab.engine.checkpoints import load_checkpoint
     from mlplab.errors import InputError
 
     run_dir, *_ = trained
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     with pytest.raises(InputError, match=r"^ckpt_path=.*last.ckpt: the checkpoint's run trained another network") as e:
-        check_config(make_cfg(f"ckpt_path={checkpoint}", "trainer.max_epochs=4", *overrides))
+        check_config(
+            make_cfg(f"ckpt_path={checkpoint}", "trainer.max_epochs=4", *overrides), load_checkpoint(checkpoint)
+        )
     assert differs in str(e.value) and "\n" not in str(e.value)
-    check_config(make_cfg(f"ckpt_path={checkpoint}", "trainer.max_epochs=4", "optimizer.lr=0.02"))  # a new lr fits
+    new_lr = make_cfg(f"ckpt_path={checkpoint}", "trainer.max_epochs=4", "optimizer.lr=0.02")
+    check_config(new_lr, load_checkpoint(checkpoint))  # a new lr fits

@@ -1,4 +1,8 @@
-"""The lesson's classifier as a LightningModule: network, loss, L1/L2 penalties, metrics, optimizer and schedule."""
+"""The lesson's classifier as a LightningModule: network, loss, penalties, metrics, optimizer and schedule.
+
+`Classifier.training_batch` is the lesson's §5.4 loop for one batch (zero_grad, forward, loss, backward, step); the
+engine (mlplab.engine.steps) runs it on every training batch and keeps accumulation, clipping and logging around it.
+"""
 
 from functools import partial
 from typing import Any
@@ -10,16 +14,20 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mlplab.data import Batch
-from mlplab.engine.execution import MultiStepModule, Plan
+from mlplab.engine.execution import Plan
+from mlplab.engine.steps import BatchOptimizer, MultiStepModule
 from mlplab.models.network import Network
+from mlplab.penalties import Penalty
 
 
 class Classifier(MultiStepModule):
-    """Trains the network that `model` describes with `loss`, `optimizer` and `scheduler`, plus L1/L2 penalties.
+    """Trains the network that `model` describes with `loss`, `optimizer` and `scheduler`, plus `penalties`.
 
-    `model`, `loss`, `optimizer` and `scheduler` are Hydra configs (plain dicts with `_target_`), kept as
-    plain hyperparameters so that a checkpoint loads under `weights_only=True` with no extra arguments.
-    `execution`: how training batches are executed, the fields of mlplab.engine.execution.Plan (default: one at a time).
+    `model`, `loss`, `optimizer`, `scheduler` and each of `penalties` (by name: l1, l2, elastic_net, ...) are Hydra
+    configs (plain dicts with `_target_`), kept as plain hyperparameters so that a checkpoint loads under
+    `weights_only=True` with no extra arguments. `execution`: how training batches are executed, the fields of
+    mlplab.engine.execution.Plan (default: one at a time). `l1`, `l2`: the penalty strengths of checkpoints written
+    by version 0.1.0, which had no penalty configs.
     """
 
     def __init__(
@@ -28,14 +36,17 @@ class Classifier(MultiStepModule):
         loss: dict[str, Any],
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
+        penalties: dict[str, dict[str, Any]] | None = None,
+        execution: dict[str, Any] | None = None,
         l1: float = 0.0,
         l2: float = 0.0,
-        execution: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(Plan(**execution) if execution else None)
         self.save_hyperparameters(logger=False)
         self.net: Network = instantiate(model, _convert_="all")
         self.criterion = instantiate(loss, _convert_="all")
+        penalties = {**legacy_penalties(l1, l2), **(penalties or {})}
+        self.penalties: dict[str, Penalty] = {name: instantiate(config) for name, config in penalties.items()}
         classes = self.net.num_classes
         self.eval_acc = nn.ModuleDict({s: MulticlassAccuracy(classes, average="micro") for s in ("val", "test")})
         self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
@@ -48,27 +59,18 @@ class Classifier(MultiStepModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def penalties(self) -> dict[str, Tensor]:
-        """The L1 and L2 terms that are switched on, over the network's weights (no biases, no normalization)."""
-        if not (self.hparams.l1 or self.hparams.l2):
-            return {}
-        weights = self.net.weights().values()
-        terms = {}
-        if self.hparams.l1:
-            terms["l1_penalty"] = self.hparams.l1 * sum(w.abs().sum() for w in weights)
-        if self.hparams.l2:
-            terms["l2_penalty"] = self.hparams.l2 * sum(w.pow(2).sum() for w in weights)
-        return terms
-
-    def train_step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """One training batch, as in the lesson's loop: forward pass, loss, penalties. Returns what to minimise and
-        what to log as train/<name>; MultiStepModule does the rest (zero_grad, backward, the optimizer step)."""
-        images, labels = batch
-        logits = self.net(images)
-        loss = self.criterion(logits, labels)  # train/loss: the data loss alone, so runs with penalties compare
-        penalties = self.penalties()
-        accuracy = (logits.argmax(dim=1) == labels).float().mean()  # argmax: no gradient to detach
-        return sum(penalties.values(), loss), {"loss": loss, "acc": accuracy, **penalties}
+    def training_batch(self, batch: Batch, optimizer: BatchOptimizer) -> dict[str, Tensor]:
+        """One training batch, the lesson's §5.4 loop. Returns what to log as train/<name>: means over the epoch."""
+        inputs, labels = batch
+        optimizer.zero_grad()
+        outputs = self.net(inputs)
+        loss = self.criterion(outputs, labels)  # train/loss: the data loss alone, so that runs with penalties compare
+        weights = list(self.net.weights().values()) if self.penalties else []
+        penalties = {f"{name}_penalty": penalty(weights) for name, penalty in self.penalties.items()}
+        optimizer.backward(sum(penalties.values(), loss))  # the lesson's loss.backward(), penalties added
+        optimizer.step()
+        accuracy = (outputs.argmax(dim=1) == labels).float().mean()  # argmax: no gradient to detach
+        return {"loss": loss, "acc": accuracy, **penalties}
 
     def _eval_step(self, stage: str, batch: Batch) -> Tensor:
         x, y = batch
@@ -115,3 +117,9 @@ class Classifier(MultiStepModule):
             make_scheduler = partial(make_scheduler, total_steps=self.total_steps())
         # MultiStepModule steps it, at the `interval` of the config (step | epoch).
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer), **config}}
+
+
+def legacy_penalties(l1: float, l2: float) -> dict[str, dict[str, Any]]:
+    """The penalty configs of a 0.1.0 checkpoint's l1 and l2 strengths (0: none)."""
+    strengths = {"l1": (l1, "L1"), "l2": (l2, "L2")}
+    return {name: {"_target_": f"mlplab.penalties.{cls}", "strength": s} for name, (s, cls) in strengths.items() if s}

@@ -16,11 +16,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.config.checks import check_config
-from mlplab.engine.callbacks import EpochSummary, History, Interruption, RandomState
+from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState
 from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
-from mlplab.engine.dashboards import log_hparams, tensorboard
 from mlplab.engine.distributed import use_job_commands
 from mlplab.engine.execution import ProgressBar, trainer_arguments
+from mlplab.engine.hparams import log_hparams, tensorboard
 from mlplab.engine.runs import claimed, run_folder, run_record, write_json, write_text
 from mlplab.errors import AlreadyFinished, RunStopped
 from mlplab.module import Classifier
@@ -32,9 +32,10 @@ def _plain(node: Any) -> Any:
 
 
 def build(
-    cfg: DictConfig, callbacks: list[pl.Callback] | None = None
+    cfg: DictConfig, callbacks: list[pl.Callback] | None = None, checkpoint: dict[str, Any] | None = None
 ) -> tuple[pl.LightningDataModule, Classifier, pl.Trainer]:
-    """The datamodule, module and trainer that the config describes; `callbacks` are added to the trainer's."""
+    """The datamodule, module and trainer that the config describes; `callbacks` are added to the trainer's, and
+    `checkpoint` is cfg.ckpt_path's, already loaded (the trainer's resume reads it instead of the file)."""
     datamodule = instantiate(cfg.data, _convert_="all")  # plain values: they go into checkpoints
     arguments, plan = trainer_arguments(_plain(cfg.trainer), cfg.steps_per_execution)
     module = Classifier(
@@ -42,8 +43,7 @@ def build(
         loss=_plain(cfg.loss),
         optimizer=_plain(cfg.optimizer),
         scheduler=_plain(cfg.scheduler),
-        l1=cfg.regularization.l1,
-        l2=cfg.regularization.l2,
+        penalties=_plain(cfg.get("regularization") or {}),  # the penalties that regularization= lists
         execution=asdict(plan),
     )
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
@@ -53,6 +53,9 @@ def build(
     kept = [c for c in cfg.callbacks.values() if c and (validating or not str(c.get("monitor", "")).startswith("val/"))]
     callbacks = [*(callbacks or []), *(instantiate(c) for c in kept)]
     callbacks += [History(), RandomState(), Interruption(checkpoints)]
+    if arguments.get("enable_model_summary", True) is not False:
+        callbacks.append(NetworkSummary())  # in place of Lightning's, which would list the engine's bookkeeping
+        arguments["enable_model_summary"] = False  # Lightning's own is not added (nor said to be skipped)
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
         progress_bar = sys.stdout.isatty()
@@ -67,7 +70,7 @@ def build(
         callbacks=callbacks,
         logger=loggers or False,
         enable_progress_bar=progress_bar,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO({cfg.ckpt_path: checkpoint} if checkpoint else None)],
     )
     return datamodule, module, trainer
 
@@ -80,7 +83,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
     With `ckpt_path`, training resumes into the run folder that wrote the checkpoint. A run that
     diverges or is interrupted writes metrics.json with its status, then raises RunStopped.
     """
-    check_config(cfg)
+    # Read once: checked against the config here, then restored by the trainer (AtomicCheckpointIO hands it over).
+    checkpoint = load_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None
+    check_config(cfg, checkpoint)
     if cfg.ckpt_path and (resumed := run_folder(cfg.ckpt_path)):
         with open_dict(cfg):
             cfg.paths.output_dir = str(resumed)
@@ -88,7 +93,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
     if threads := cpu_threads(cfg):
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, module, trainer = build(cfg, callbacks)
+    datamodule, module, trainer = build(cfg, callbacks, checkpoint)
     # Rank 0 holds the run folder: a second process resuming the same checkpoint is refused, not interleaved.
     with claimed(output_dir) if trainer.is_global_zero else nullcontext():
         if trainer.is_global_zero:
@@ -104,7 +109,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             write_text(hparams_file, OmegaConf.to_yaml(_plain(cfg)))
 
         start = time.perf_counter()
-        resumed_at = load_checkpoint(cfg.ckpt_path)["global_step"] if cfg.ckpt_path else None  # fit overwrites it
+        resumed_at = checkpoint["global_step"] if checkpoint else None
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         except RunStopped as stop:

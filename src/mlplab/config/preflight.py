@@ -19,16 +19,12 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.overrides import overridden
+from mlplab.engine.hparams import class_name
 from mlplab.errors import InputError, one_line
 
 BYTES_PER_VALUE = 4  # float32
 # Values kept per weight: the weight, its gradient, and the optimizer's state (momentum, Adam's two moments).
 STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2, "NAdam": 2}
-
-
-def class_name(target: str) -> str:
-    """The class a config's `_target_` names: torch.optim.SGD -> SGD."""
-    return target.rsplit(".", 1)[-1]
 
 
 def preflight(cfg: DictConfig) -> None:

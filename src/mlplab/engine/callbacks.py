@@ -1,4 +1,5 @@
-"""Callbacks of every run: a progress line for logs, metric history, resumable random state, graceful interruption."""
+"""Callbacks of every run: the network's summary, a progress line for logs, metric history, resumable random state,
+graceful interruption."""
 
 import signal
 import threading
@@ -8,9 +9,24 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities import rank_zero_only
 
+from mlplab.engine.steps import BOOKKEEPING
 from mlplab.errors import Interrupted
+
+
+class NetworkSummary(ModelSummary):
+    """Lightning's model summary of the module's parts (the network, the loss, the metrics), without the rows of the
+    engine's bookkeeping (mlplab.engine.steps.BOOKKEEPING), which are no part of the model."""
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], *args: Any, **kwargs: Any) -> None:
+        names = dict(summary_data)["Name"]
+        kept = [row for row, name in enumerate(names) if name.split(".")[0] not in BOOKKEEPING]
+        rows = [(header, [values[row] for row in kept]) for header, values in summary_data]
+        rows = [(header, [str(n) for n in range(len(kept))] if header == " " else values) for header, values in rows]
+        ModelSummary.summarize(rows, *args, **kwargs)
 
 
 class EpochSummary(Callback):

@@ -12,7 +12,17 @@ from mlplab.errors import InputError, one_line
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes beside the target, then renames: a kill at any moment leaves the old file or the new, never half."""
+    """Writes beside the target, then renames: a kill at any moment leaves the old file or the new, never half.
+
+    `loaded`: checkpoints already read by load_checkpoint, by their path, each handed to the trainer once instead of
+    being read again (a resume checks its checkpoint before the trainer restores it)."""
+
+    def __init__(self, loaded: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.loaded = dict(loaded or {})
+
+    def load_checkpoint(self, path: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.loaded.pop(str(path), None) or super().load_checkpoint(path, *args, **kwargs)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         # Lightning's own save goes through a temporary file under $TMPDIR, atomic only on the same filesystem.

@@ -17,7 +17,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from omegaconf import DictConfig, open_dict
 
 from mlplab.config.checks import SKIP_START, check_config
-from mlplab.config.preflight import class_name
+from mlplab.engine.hparams import class_name
 from mlplab.engine.runs import atomic_write, write_json, write_text
 from mlplab.errors import InputError
 from mlplab.training import build

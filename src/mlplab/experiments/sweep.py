@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.overrides import split
-from mlplab.engine.dashboards import sweep_hparams
+from mlplab.engine.hparams import sweep_hparams
 from mlplab.engine.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
 from mlplab.experiments.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
 

@@ -5,8 +5,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from mlplab.config.rules import Rule, integer, list_of, within
 from mlplab.errors import InputError
-from mlplab.models.network import Network, check_dropout, check_sizes, dense_layers
+from mlplab.models.network import ACTIVATION, HIDDEN_DIMS, Network, check_dropout, check_sizes, dense_layers
 from mlplab.models.network import activation as make_activation
 
 SIDE = 28  # MNIST's images are 28 x 28
@@ -15,6 +16,19 @@ SIDE = 28  # MNIST's images are 28 x 28
 class CNN(Network):
     """Per stage Conv2d (same padding) -> [BatchNorm2d] -> activation -> 2 x 2 max pooling; then flatten and the
     dense layers of an MLP (Linear -> [BatchNorm1d] -> activation -> [Dropout]), then Linear to logits."""
+
+    RULES = (
+        *Network.RULES,
+        HIDDEN_DIMS,
+        ACTIVATION,
+        Rule("channels", *list_of(within("[1, inf)", "integer")), refused=[6, 0]),
+        Rule(
+            "kernel_size",
+            lambda value: integer(value) and value >= 1 and value % 2 == 1,
+            "an odd integer >= 1 (3, 5, 7): the padding keeps the side only for an odd one",
+            refused=4,
+        ),
+    )
 
     def __init__(
         self,

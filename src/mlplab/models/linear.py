@@ -3,11 +3,13 @@ regression). What the lesson's hidden layers add is measured against it."""
 
 from torch import Tensor, nn
 
-from mlplab.models.network import Network, check_dropout, refuse
+from mlplab.models.network import INPUT_DIM, Network, check_dropout, refuse
 
 
 class Linear(Network):
     """Flatten, [Dropout of pixels], Linear to logits."""
+
+    RULES = (*Network.RULES, INPUT_DIM)
 
     def __init__(
         self, input_dim: int = 784, num_classes: int = 10, dropout: float = 0.0, batch_norm: bool = False

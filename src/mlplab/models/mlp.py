@@ -4,11 +4,13 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from mlplab.models.network import Network, check_dropout, check_sizes, dense_layers
+from mlplab.models.network import ACTIVATION, HIDDEN_DIMS, INPUT_DIM, Network, check_dropout, check_sizes, dense_layers
 
 
 class MLP(Network):
     """Flatten, then per hidden layer Linear -> [BatchNorm] -> activation -> [Dropout], then Linear to logits."""
+
+    RULES = (*Network.RULES, INPUT_DIM, HIDDEN_DIMS, ACTIVATION)
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ as timm's models declare their exceptions through optional hooks with defaults.
 
 The regularization group's convention: `regularization=dropout` and `regularization=batch_norm` set the model
 arguments `dropout` and `batch_norm`, so every network takes both (a network for which one makes no sense refuses
-it with `refuse`); L1 and L2 stay in the module, over `weights()`.
+it with `refuse`); the penalties (mlplab.penalties) are applied by the module, over `weights()`.
 """
 
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mlplab.config.rules import FLAG, Rule, integer, list_of, one_of, within
 from mlplab.errors import InputError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -27,10 +28,25 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+# The ranges of the arguments that networks share, checked before anything is built (mlplab.config.checks); the
+# networks check their sizes, dropout, activation and cell too, for code that builds them without a config.
+INPUT_DIM = Rule(
+    "input_dim", lambda value: integer(value) and value == 28 * 28, "784, the 28 x 28 pixels of an image", 28
+)
+HIDDEN_DIMS = Rule("hidden_dims", *list_of(within("[1, inf)", "integer")), refused=[512, "abc"])
+ACTIVATION = Rule("activation", *one_of(*ACTIVATIONS), refused="swish")
+
+
 class Network(nn.Module):
-    """A classifier of 28 x 28 digit images. Subclasses set `num_classes` and build their layers."""
+    """A classifier of 28 x 28 digit images. Subclasses set `num_classes` and build their layers, and add the ranges
+    of their own arguments to RULES."""
 
     num_classes: int
+    RULES: tuple[Rule, ...] = (
+        Rule("num_classes", lambda value: integer(value) and value == 10, "10, the digits 0 to 9", refused=9),
+        Rule("dropout", *within("[0, 1)"), refused=1.0),  # 1 drops everything
+        Rule("batch_norm", *FLAG, refused="yes"),
+    )
 
     def weights(self) -> dict[str, Tensor]:
         """The weight tensors by parameter name: what the L1/L2 penalties cover and TensorBoard's histograms show.

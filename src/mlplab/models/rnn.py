@@ -6,8 +6,9 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
+from mlplab.config.rules import Rule, one_of
 from mlplab.errors import InputError
-from mlplab.models.network import Network, check_dropout, check_sizes, refuse
+from mlplab.models.network import HIDDEN_DIMS, Network, check_dropout, check_sizes, refuse
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
 GATES = {"gru": ("reset", "update", "new"), "lstm": ("input", "forget", "cell", "output")}  # torch's row order
@@ -16,6 +17,8 @@ ROW = 28  # pixels per image row: the input of each time step
 
 class RNN(Network):
     """One recurrent layer (GRU or LSTM) per entry of hidden_dims, [Dropout] after each, then Linear to logits."""
+
+    RULES = (*Network.RULES, HIDDEN_DIMS, Rule("cell", *one_of(*CELLS), refused="rnn"))
 
     def __init__(
         self,
