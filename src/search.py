@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import reported, run
-from mlplab.experiments.search import search
+from mlplab.experiments.search.command import search
 
 
 @hydra.main(config_path="../conf", config_name="search", version_base="1.3")

@@ -5,6 +5,7 @@ installs without Selenium. Nothing is downloaded: Chromium and
 its driver come from apt (`apt-get install chromium chromium-driver`), Selenium from pip (the `test` extra).
 """
 
+import itertools
 import os
 import re
 import subprocess
@@ -50,6 +51,11 @@ const walk = node => {
 walk(document.body);
 return texts.join("\\n");
 """
+# The HParams table's cells (Vaadin's grid) as [slot, text], empty ones included.
+HPARAMS_CELLS = (
+    ELEMENTS + 'return elements(document.body).filter(e => e.tagName === "VAADIN-GRID-CELL-CONTENT")'
+    '.map(e => [e.getAttribute("slot"), e.textContent.trim()]);'
+)
 # Each chart of the Scalars page: its tag, and how many of its lines have points (a raw and a smoothed per run).
 SCALAR_CHARTS = (
     ELEMENTS
@@ -128,26 +134,30 @@ def scalar_charts(driver: Any) -> dict[str, int]:
     return dict(driver.execute_script(SCALAR_CHARTS))
 
 
-def hparams_table(text: str) -> list[dict[str, str]]:
-    """The rows of the HParams table view as shown, from the page's text: column -> cell, with the Trial ID (a
-    sweep's job folder, `<n>_...`); none while the table is not drawn yet."""
-    if "\nTrial ID\n" not in text or "\nColor by\n" not in text:
+def hparams_table(cells: list[list[str]]) -> list[dict[str, str]]:
+    """The rows of the HParams table view as shown, from its grid cells (HPARAMS_CELLS: [slot, text]): column ->
+    cell, with the Trial ID (a sweep's job folder, `<n>_...`); a run without a column's value has an empty cell (SGD
+    has no betas). None while the table is not drawn yet."""
+    # Vaadin's grid numbers its cells in reading order (header, then row by row) but may attach them out of order.
+    texts = [text for _, text in sorted(cells, key=lambda cell: int(cell[0].rsplit("-", 1)[1]))]
+    if "Trial ID" not in texts:
         return []
-    lines = text[text.index("\nTrial ID\n") + 1 : text.index("\nColor by\n")].splitlines()
-    first = next((i for i, line in enumerate(lines) if re.match(r"\d+_", line)), None)  # the first row's Trial ID
-    if first is None:
-        return []
-    columns = ["Trial ID", *lines[2:first]]  # lines[1] is "Show Metrics", a checkbox without text in the rows
-    cells = lines[first:]
-    if len(cells) % len(columns):  # drawn in part
-        return []
-    return [dict(zip(columns, cells[i : i + len(columns)], strict=True)) for i in range(0, len(cells), len(columns))]
+    start = texts.index("Trial ID")
+    header = list(itertools.takewhile(bool, texts[start:]))  # Trial ID, Show Metrics (a checkbox), the columns
+    columns = ["Trial ID", *header[2:]]
+    rows = []
+    for index in range(start + len(header), len(texts) - len(header) + 1):
+        if re.match(r"\d+_", texts[index]):
+            row = texts[index : index + len(header)]
+            rows.append(dict(zip(columns, [row[0], *row[2:]], strict=True)))
+    return rows
 
 
 def hparams_rows(driver: Any, base: str, count: int, timeout: float = 60) -> list[dict[str, str]]:
     """Opens the HParams page and returns its table once it shows `count` rows."""
     driver.get(base + "#hparams")
-    return wait_for(lambda: len(rows := hparams_table(page_text(driver))) == count and rows, timeout, "HParams rows")
+    cells = lambda: driver.execute_script(HPARAMS_CELLS)  # noqa: E731
+    return wait_for(lambda: len(rows := hparams_table(cells())) == count and rows, timeout, "HParams rows")
 
 
 @contextmanager

@@ -73,6 +73,7 @@ OPTIMIZERS = {
     "rmsprop": (torch.optim.RMSprop, {"lr": 0.001, "alpha": 0.99, "momentum": 0.0}),
     "adam": (torch.optim.Adam, {"lr": 0.001, "betas": (0.9, 0.999), "weight_decay": 0.0}),
     "adamw": (torch.optim.AdamW, {"lr": 0.001, "betas": (0.9, 0.999), "weight_decay": 0.01}),
+    "adagrad": (torch.optim.Adagrad, {"lr": 0.01, "lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10}),
 }
 
 
@@ -92,10 +93,18 @@ def test_optimizer_values_override_from_the_command_line(make_cfg):
     assert optimizer.defaults["lr"] == 0.05 and optimizer.defaults["weight_decay"] == 0.1
 
 
-@pytest.mark.parametrize(("name", "cls"), [("cross_entropy", nn.CrossEntropyLoss), ("mse", SoftmaxMSELoss)])
-def test_loss_option_builds_its_loss(make_cfg, name, cls):
+@pytest.mark.parametrize(
+    ("name", "cls", "smoothing"),
+    [
+        ("cross_entropy", nn.CrossEntropyLoss, 0.0),
+        ("label_smoothing", nn.CrossEntropyLoss, 0.1),
+        ("mse", SoftmaxMSELoss, None),
+    ],
+)
+def test_loss_option_builds_its_loss(make_cfg, name, cls, smoothing):
     _, module, _ = build(make_cfg(f"loss={name}"))
     assert type(module.criterion) is cls
+    assert getattr(module.criterion, "label_smoothing", None) == smoothing
 
 
 def layer_types(module: Classifier) -> list[type]:

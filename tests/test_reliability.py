@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -136,6 +137,12 @@ BAD_INPUT = [
         r"cannot parse this override .*; a value with = or , in it goes in quotes: "
         r"\"ckpt_path='outputs/3_optimizer=adam,seed=0/checkpoints/last.ckpt'\"$",
     ),
+    (  # a folder named in Chinese: Hydra's lexer takes only ASCII unquoted
+        ["hydra.run.dir=输出/实验"],
+        r"^error: hydra.run.dir=输出/实验: cannot parse this override .*; a value with '输' in it goes in quotes, "
+        r"inside the override and around it: 'hydra.run.dir=\"输出/实验\"' "
+        r"\(in cmd.exe: \"hydra.run.dir='输出/实验'\"\)$",
+    ),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append((["trainer=gpu"], r"trainer.accelerator=gpu: no CUDA GPU is available here; use trainer=cpu"))
@@ -151,6 +158,15 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(synthetic_mnist, bad_files, tm
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert re.search(message, lines[0]), lines[0]
     assert not (run_dir / "checkpoints").exists()  # nothing was trained
+
+
+def test_the_quoted_form_that_the_error_suggests_trains_into_a_chinese_folder_with_a_space(synthetic_mnist, tmp_path):
+    run_dir = tmp_path / "输出" / "实验 1"
+    status, stderr = run_train(
+        [*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=1", f'hydra.run.dir="{run_dir}"']
+    )
+    assert status == 0, stderr
+    assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["status"] == "ok"
 
 
 @pytest.mark.slow
@@ -383,3 +399,45 @@ def test_a_run_killed_after_its_last_checkpoint_is_trained_again_to_the_same_num
         k: finished[k] for k in ("test/acc", "test/loss", "epochs")
     }
     assert json.loads((folder / "metrics.json").read_text())["test/loss"] == finished["test/loss"]
+
+
+PASTED_PATHS = [
+    "outputs/train/2026-12-07_01-02-03_456789/checkpoints/last.ckpt",
+    "outputs/输出/实验 1/checkpoints/last.ckpt",  # a Chinese folder with a space
+    "outputs/train/multirun/x/3_optimizer=adam,seed=0/checkpoints/interrupted.ckpt",  # a sweep job's folder
+    "C:/Users/Lei's laptop/run/checkpoints/last.ckpt",
+]
+
+
+@pytest.mark.parametrize("path", PASTED_PATHS)
+def test_the_commands_the_lab_prints_paste_into_a_shell_as_they_are(path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mlplab.engine.runs import pasted, shell_word
+
+    [word] = shlex.split(pasted("ckpt_path", path))  # as bash, zsh or PowerShell would pass it
+    [override] = OverridesParser.create().parse_overrides([word])
+    assert (override.key_or_group, override.value()) == ("ckpt_path", path)
+    assert shlex.split(f"tensorboard --logdir {shell_word(path)}") == ["tensorboard", "--logdir", path]
+    if path == PASTED_PATHS[0]:
+        assert pasted("ckpt_path", path) == f"ckpt_path={path}"  # left as it is where nothing needs quotes
+
+
+def test_a_resume_reads_its_checkpoint_once(make_cfg, tmp_path, monkeypatch):
+    first = make_cfg("trainer.max_epochs=1", "logger=none")
+    first.paths.output_dir = str(tmp_path / "first")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    reads: list[Path] = []
+    real_load = torch.load
+
+    def counted(source, *args, **kwargs):  # a path, or the file object that Lightning opens with fsspec
+        named = source if isinstance(source, str | os.PathLike) else getattr(source, "path", None) or source.name
+        reads.append(Path(named))
+        return real_load(source, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    resumed, _ = train(make_cfg("trainer.max_epochs=2", f"ckpt_path={last}", "logger=none"))
+    assert resumed["status"] == "ok" and resumed["epochs"] == 2
+    # Checked against the config, then restored by the trainer, from one read; the test stage reads the best one.
+    assert reads.count(last) == 1, reads

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from mlplab.config.checks import check_without_validation
 from mlplab.errors import InputError
-from mlplab.experiments.search import distribution
+from mlplab.experiments.search.space import distribution
 from mlplab.training import train
 
 from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides, run_entry

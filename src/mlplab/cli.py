@@ -83,6 +83,12 @@ def hydra_error(error: BaseException) -> str | None:
         key, _, value = str(error.override).partition("=")
         if "=" in value or "," in value:  # e.g. the path of a sweep job's checkpoint: 2_optimizer=adam,seed=0/...
             message += f"; a value with = or , in it goes in quotes: \"{key}='{value}'\""
+        elif odd := [char for char in value if not char.isascii() or char.isspace()]:
+            # Hydra's lexer takes ASCII letters, digits and a few signs unquoted: a Chinese folder name, a space.
+            message += (
+                f"; a value with {'spaces' if odd[0].isspace() else repr(odd[0])} in it goes in quotes, inside the "
+                f"override and around it: '{key}=\"{value}\"' (in cmd.exe: \"{key}='{value}'\")"
+            )
         return message
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")

@@ -5,6 +5,7 @@ engine (mlplab.engine.steps) runs it on every training batch and keeps accumulat
 """
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,7 +14,9 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mlplab.config.trust import check_targets
 from mlplab.data import Batch
+from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.engine.execution import Plan
 from mlplab.engine.steps import BatchOptimizer, MultiStepModule
 from mlplab.models.network import Network
@@ -55,6 +58,14 @@ class Classifier(MultiStepModule):
         # For the model summary's sizes and TensorBoard's graph. Both run it in eval mode, where batch norm
         # takes a single image; a batch of 2 makes tracing the graph 7 times slower on the CPU (150 ms).
         self.example_input_array = torch.zeros(1, 1, 28, 28)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> "Classifier":
+        """Lightning's load_from_checkpoint, once what the checkpoint's hyperparameters would build is checked
+        (mlplab.config.trust: classes of the lab, torch or Lightning; `trusted_modules=[...]` names others)."""
+        trusted = tuple(kwargs.pop("trusted_modules", ()))
+        check_targets(load_checkpoint(checkpoint_path)["hyper_parameters"], str(checkpoint_path), trusted)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

@@ -21,7 +21,7 @@ from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.engine.distributed import use_job_commands
 from mlplab.engine.execution import ProgressBar, trainer_arguments
 from mlplab.engine.hparams import log_hparams, tensorboard
-from mlplab.engine.runs import claimed, run_folder, run_record, write_json, write_text
+from mlplab.engine.runs import claimed, run_folder, run_record, shell_word, write_json, write_text
 from mlplab.errors import AlreadyFinished, RunStopped
 from mlplab.module import Classifier
 
@@ -99,8 +99,10 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         if trainer.is_global_zero:
             # The config too: a sweep run again into its folder checks that each job's run is the same (continuation).
             write_json(output_dir / "run.json", {**run_record(), "config": _plain(cfg)})
-        for logger in trainer.loggers:  # the HParams tab: log_hparams below
-            logger.log_hyperparams(_plain(cfg))
+        for logger in trainer.loggers:
+            if hasattr(logger, "continue_from"):  # mlplab.engine.loggers: kept up to the resumed step, or cleared
+                logger.continue_from(checkpoint["global_step"] if checkpoint else 0)
+            logger.log_hyperparams(_plain(cfg))  # TensorBoard's HParams tab: log_hparams below
         board = tensorboard(trainer)
         hparams_file = Path(board.log_dir) / board.NAME_HPARAMS_FILE if board else None
         if hparams_file and trainer.is_global_zero and not hparams_file.exists():
@@ -212,6 +214,6 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
             f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}  ({tested}; {validated}; "
             f"{metrics['epochs']} epoch{'s' * (metrics['epochs'] != 1)} in {metrics['train_time_s']:.1f} s)",
             f"run folder:  {shown}",
-            f"TensorBoard: tensorboard --logdir {shown}",
+            f"TensorBoard: tensorboard --logdir {shell_word(shown)}",
         ]
     )

@@ -10,14 +10,18 @@ _NO_DEFAULT = object()
 
 
 def differences(before: dict[str, Any], after: dict[str, Any], ignored: tuple[str, ...] = ()) -> list[tuple]:
-    """(dotted key, value before, value after) of each value that differs between two nested configs, sorted by key;
-    a key missing on one side shows as '-'.
+    """(dotted key, value before, value after) of each value that differs between two nested configs, sorted by key,
+    but for the `ignored` keys and those under them; a key missing on one side shows as '-'.
 
     A key that one side lacks and the other holds at its default is no difference: a later version that adds an
     argument with a default to an option's config leaves earlier checkpoints and sweep folders comparable."""
     old, new = flat(before), flat(after)
-    keys = sorted(key for key in old.keys() | new.keys() if key not in ignored and not _same(key, old, new))
+    keys = sorted(key for key in old.keys() | new.keys() if not _ignored(key, ignored) and not _same(key, old, new))
     return [(key, old.get(key, "-"), new.get(key, "-")) for key in keys]
+
+
+def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
+    return any(key == name or key.startswith(f"{name}.") for name in ignored)
 
 
 def _same(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -8,11 +8,11 @@ argument without a default, the one the command line set) makes the object build
 
 import inspect
 import logging
-import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import psutil
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
@@ -131,12 +131,8 @@ def available_memory(accelerator: str) -> tuple[int, str]:
     """Bytes of memory a run may use, and where: the GPU's free memory when it trains on one, else the machine's."""
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.cuda.mem_get_info()[0], "GPU memory free"
-    try:
-        with open("/proc/meminfo") as meminfo:
-            fields = dict(line.split(":", 1) for line in meminfo)
-        return int(fields["MemAvailable"].split()[0]) * 1024, "memory available"
-    except (OSError, KeyError, ValueError):  # not Linux: the whole memory, as the system reports it
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
+    # psutil: the same figure on Linux (MemAvailable), macOS and Windows, where os.sysconf does not exist.
+    return psutil.virtual_memory().available, "memory available"
 
 
 def check_memory(cfg: DictConfig, net: torch.nn.Module, overrides: set[str]) -> None:

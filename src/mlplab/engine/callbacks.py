@@ -12,6 +12,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities import rank_zero_only
 
+from mlplab.engine.runs import pasted
 from mlplab.engine.steps import BOOKKEEPING
 from mlplab.errors import Interrupted
 
@@ -126,7 +127,7 @@ class Interruption(Callback):
         name = signal.Signals(self.received).name
         raise Interrupted(
             f"{name} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {self.path}; "
-            f"resume with: python src/train.py ckpt_path={self.path}",
+            f"resume with: python src/train.py {pasted('ckpt_path', str(self.path))}",
             self.received,
         )
 

@@ -1,10 +1,11 @@
 """A run's folder and the JSON records it holds: one writer, one record of a failed run, one list of the metrics
-that a run is judged by."""
+that a run is judged by, and the commands a run prints, quoted to paste."""
 
 import fcntl
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from typing import Any, BinaryIO
 from mlplab.errors import InputError
 
 REPO = Path(__file__).resolve().parents[3]  # the repository this package is installed from (pip install -e .)
+# What a shell and Hydra's lexer both take unquoted: ASCII letters, digits and a few signs (no = , space or Chinese).
+PLAIN = re.compile(r"[\w\-/.+@%:~]+", re.ASCII)
 # What a run is judged by, in sweep tables and TensorBoard's HParams tab: val/acc_best picks, test/* reports.
 REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss")
 
@@ -116,3 +119,14 @@ def run_record() -> dict[str, Any]:
             return record
         record["git"] = {"commit": commit, "uncommitted_changes": bool(changes.strip())}
     return record
+
+
+def shell_word(text: str) -> str:
+    """text as one word of a command to paste into bash, zsh or PowerShell: single-quoted where it has to be."""
+    return text if PLAIN.fullmatch(text) else "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def pasted(key: str, value: str) -> str:
+    """`key=value` as one word to paste after `python src/...`: the value quoted for Hydra where its lexer would refuse
+    it (a space, a Chinese folder name, a sweep job's = and ,), the whole override quoted for the shell."""
+    return f"{key}={value}" if PLAIN.fullmatch(value) else shell_word(f'{key}="{value}"')

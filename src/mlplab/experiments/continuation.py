@@ -23,8 +23,9 @@ from mlplab.engine.runs import read_metrics
 from mlplab.errors import AlreadyFinished, SweepRefused
 from mlplab.training import resumed_config, train
 
-# How a job is continued, not what it computes: a resumed job records its checkpoint, a rerun its statuses.
-NOT_COMPARED = ("ckpt_path", "sweep.rerun")
+# How a job is continued and recorded, not what it computes: a resumed job records its checkpoint, a rerun its
+# statuses, and the loggers only write down what it computes.
+NOT_COMPARED = ("ckpt_path", "sweep.rerun", "logger")
 
 
 def train_task(cfg: DictConfig) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     split = settings.pop("split")
     if split not in SPLITS:
         raise InputError(f"data.split={split}: choose test (the official test images) or val (the validation split)")
-    module, trained_data = load_trained(cfg.ckpt_path)
+    module, trained_data = load_trained(cfg.ckpt_path, cfg.trusted_modules)
     # Everything else as in training, so `val` is the very split that run validated on.
     overrides = {key: value for key, value in settings.items() if value is not None}
     unknown = sorted(overrides.keys() - trained_data.keys())

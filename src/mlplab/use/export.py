@@ -90,7 +90,7 @@ def export_model(cfg: DictConfig) -> dict[str, Any]:
     missing = [name for name in REQUIRES.get(cfg.format, ()) if importlib.util.find_spec(name) is None]
     if missing:
         raise InputError(f"format={cfg.format} needs {', '.join(missing)}: pip install -e '.[export]'")
-    module, _ = load_trained(cfg.ckpt_path)
+    module, _ = load_trained(cfg.ckpt_path, cfg.trusted_modules)
     suffix, serialize, load = FORMATS[cfg.format]
     default = Path(cfg.paths.output_dir) / Path(cfg.ckpt_path).with_suffix(suffix).name
     path = Path(cfg.output).expanduser() if cfg.output else default

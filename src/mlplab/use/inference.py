@@ -139,7 +139,7 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
     if not (isinstance(top_k, int) and 1 <= top_k <= 10):
         raise InputError(f"top_k={top_k}: give a whole number from 1 to 10 (the number of digits shown per image)")
     files = image_files(cfg.input)
-    module, _ = load_trained(cfg.ckpt_path)
+    module, _ = load_trained(cfg.ckpt_path, cfg.trusted_modules)
 
     images, readable, failed = [], [], {}
     for path in files:

@@ -94,7 +94,7 @@ def serve(cfg: DictConfig) -> None:
     port = cfg.port
     if not (isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535):
         raise InputError(f"port={port}: give a whole number from 0 to 65535 (0: any free port)")
-    module, _ = load_trained(cfg.ckpt_path)
+    module, _ = load_trained(cfg.ckpt_path, cfg.trusted_modules)
     try:
         server = PadServer(port, module)
     except OSError as error:

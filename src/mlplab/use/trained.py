@@ -1,14 +1,17 @@
 """A training run's checkpoint read back as what eval, predict and export need: the model and its data settings."""
 
+from collections.abc import Sequence
 from typing import Any
 
+from mlplab.config.trust import check_targets
 from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 from mlplab.module import Classifier
 
 
-def load_trained(ckpt_path: str | None) -> tuple[Classifier, dict[str, Any]]:
-    """The trained module (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
+def load_trained(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple[Classifier, dict[str, Any]]:
+    """The trained module (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with; what the
+    checkpoint's hyperparameters build must be classes of the lab, torch, Lightning or a `trusted` module."""
     if not ckpt_path:
         raise InputError(
             "ckpt_path is required: give ckpt_path=PATH to a checkpoint of a training run, "
@@ -18,6 +21,7 @@ def load_trained(ckpt_path: str | None) -> tuple[Classifier, dict[str, Any]]:
     missing = [key for key in ("hyper_parameters", "datamodule_hyper_parameters") if key not in checkpoint]
     if missing:
         raise InputError(f"ckpt_path={ckpt_path}: not written by `python src/train.py` (it has no {missing[0]})")
+    check_targets(checkpoint["hyper_parameters"], f"ckpt_path={ckpt_path}", tuple(trusted))
     module = Classifier(**checkpoint["hyper_parameters"])
     module.on_load_checkpoint(checkpoint)  # as Lightning does before loading the state
     module.load_state_dict(checkpoint["state_dict"])
