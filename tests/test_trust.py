@@ -81,7 +81,10 @@ def test_predict_refuses_a_file_writing_checkpoint_in_one_line_and_the_users_fil
 def test_the_labs_own_checkpoints_and_trusted_packages_pass():
     check_targets(load_checkpoint(LEGACY)["hyper_parameters"], "ckpt_path=old.ckpt")
     foreign = {"model": {"_target_": "collections.OrderedDict"}}
-    with pytest.raises(InputError, match="not a module of mlplab, torch or lightning; if you trust it, add it to"):
+    with pytest.raises(
+        InputError,
+        match="not a module of mlplab, torch or lightning; if it is a package of yours that you trust, name it in",
+    ):
         check_targets(foreign, "ckpt_path=x.ckpt")
     with pytest.raises(
         InputError, match="refused model._target_=collections.OrderedDict: not a subclass of mlplab.models"

@@ -64,6 +64,23 @@ def test_checkpoint_gives_the_model_in_eval_mode_and_its_data_settings(trained, 
         (lambda tmp: tmp / "missing.ckpt", "missing.ckpt: no such file"),
         (lambda tmp: _write(tmp / "notes.ckpt", b"hello"), "notes.ckpt: not a PyTorch checkpoint file"),
         (lambda tmp: _save(tmp / "other.pt", {"state_dict": {}}), "other.pt: not written by `python src/train.py`"),
+        (  # another Lightning program's checkpoint, with a datamodule of its own
+            lambda tmp: _save(
+                tmp / "theirs.ckpt",
+                {
+                    "state_dict": {},
+                    "hyper_parameters": {"lr": 0.1, "hidden_size": 64},
+                    "datamodule_hyper_parameters": {},
+                },
+            ),
+            "theirs.ckpt: not a checkpoint of this lab's classifier (another program's?): its hyperparameters are lr, "
+            "hidden_size, where this lab's are model, loss, optimizer and their settings",
+        ),
+        (  # this lab's, its network's widths edited by hand
+            lambda tmp: _save(tmp / "edited.ckpt", _edited(LEGACY, hidden_dims=[32])),
+            "edited.ckpt: its weights do not fit the network its hyperparameters describe (size mismatch for "
+            "net.layers.1.weight: copying a param with shape torch.Size([16, 784])",
+        ),
     ],
 )
 def test_bad_checkpoints_are_named_in_one_line(tmp_path, make, message):
@@ -75,6 +92,15 @@ def test_bad_checkpoints_are_named_in_one_line(tmp_path, make, message):
 def _write(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
+
+
+LEGACY = Path(__file__).parent / "data" / "v0.1.0_mlp16_l2_dropout_onecycle.ckpt"
+
+
+def _edited(path: Path, **model: object) -> dict:
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"]["model"].update(model)
+    return checkpoint
 
 
 def _save(path: Path, obj: object) -> Path:

@@ -67,8 +67,8 @@ def check_targets(node: dict[str, Any], source: str, trusted: tuple[str, ...] = 
         module_name, _, name = target.rpartition(".")
         if module_name.split(".")[0] not in (*TRUSTED, *trusted):
             raise InputError(
-                f"{source}: refused {shown}: not a module of mlplab, torch or lightning; if you trust it, "
-                f"add it to trusted_modules (trusted_modules=[{module_name.split('.')[0]}])"
+                f"{source}: refused {shown}: not a module of mlplab, torch or lightning; if it is a package of "
+                "yours that you trust, name it in trusted_modules"
             )
         try:
             found = getattr(importlib.import_module(module_name), name)
