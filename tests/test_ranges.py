@@ -1,17 +1,20 @@
-"""The ranges, as each option declares them (its class's RULES, or its row of mlplab.config.checks.LIBRARY_RULES) and
-as the config declares its own (CONFIG_RULES): every value of every option has one, its default passes, and a value
-outside the range is refused before anything is built, in one line naming the key, the value and what is allowed."""
+"""The ranges, as each option declares them (its config's `_ranges_` beside its keys, or its class's RULES) and as the
+config declares its own (mlplab.config.checks.CONFIG_RULES): every value of every option has one, its default passes,
+and a value outside the range is refused before anything is built, in one line naming the key, the value and what is
+allowed."""
 
 import copy
+import inspect
 import re
 from functools import cache
 from pathlib import Path
 
 import pytest
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.config.checks import check_config, check_rules, rules_for
-from mlplab.config.rules import Rule
+from mlplab.config.rules import RANGES, Rule
 from mlplab.errors import InputError
 
 from conftest import CONF_DIR, SYNTHETIC, compose_train, data_overrides, run_entry
@@ -57,7 +60,12 @@ def leaves(node: DictConfig, prefix: str = "") -> list[str]:
 
 
 def in_scope(key: str) -> bool:
-    return any(key == part or key.startswith(f"{part}.") for part in SCOPE) and key.rsplit(".", 1)[-1] not in NOT_VALUES
+    parts = key.split(".")
+    return (
+        any(key == part or key.startswith(f"{part}.") for part in SCOPE)
+        and parts[-1] not in NOT_VALUES
+        and RANGES not in parts  # an option's ranges themselves
+    )
 
 
 @pytest.mark.parametrize("option", OPTIONS)
@@ -65,7 +73,7 @@ def test_every_value_of_every_option_has_a_range_that_its_default_passes(option)
     cfg = composed(option)
     ranged = {rule.key for rule in rules_for(cfg)}
     missing = [key for key in leaves(cfg) if in_scope(key) and key not in ranged]
-    assert not missing, f"{option}: give {', '.join(missing)} a rule (its class's RULES, or LIBRARY_RULES)"
+    assert not missing, f"{option}: give {', '.join(missing)} a range (its config's _ranges_, or its class's RULES)"
     check_rules(cfg)
 
 
@@ -94,6 +102,25 @@ def test_a_value_outside_its_range_is_refused_in_one_line_naming_key_value_and_r
         check_rules(cfg)
     assert str(refused.value) == f"{rule.key}={rule.refused}: must be {rule.allowed}"
     assert "\n" not in str(refused.value)
+
+
+def ranged_options(cfg: DictConfig, prefix: str = "") -> list[tuple[str, DictConfig]]:
+    found = []
+    for key, value in cfg.items_ex(resolve=False):
+        if isinstance(value, DictConfig) and key not in ("hydra", RANGES):
+            if RANGES in value:
+                found.append((f"{prefix}{key}", value))
+            found += ranged_options(value, f"{prefix}{key}.")
+    return found
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_an_options_ranges_name_arguments_of_its_class(option):
+    """`_ranges_` beside an option's keys: each names an argument that the class its `_target_` names takes."""
+    for key, node in ranged_options(composed(option)):
+        parameters = inspect.signature(get_class(node._target_)).parameters
+        unknown = [name for name in node[RANGES] if name not in parameters]
+        assert not unknown, f"{option}: {key}._ranges_ names {unknown}, not arguments of {node._target_}"
 
 
 def test_two_options_may_give_one_key_different_ranges():

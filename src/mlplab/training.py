@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.config.checks import check_config
+from mlplab.config.rules import without_ranges
 from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState
 from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.engine.distributed import use_job_commands
@@ -27,8 +28,9 @@ from mlplab.module import Classifier
 
 
 def _plain(node: Any) -> Any:
-    # OmegaConf containers must not reach checkpoints: torch's weights_only loading refuses them.
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    # OmegaConf containers must not reach checkpoints: torch's weights_only loading refuses them. The options'
+    # ranges are checked, not built nor recorded.
+    return without_ranges(node)
 
 
 def build(
@@ -51,7 +53,7 @@ def build(
     # Without a validation set (data.val_size=0) nothing watches a val/ metric: the last epoch's model is tested.
     validating = cfg.data.val_size > 0
     kept = [c for c in cfg.callbacks.values() if c and (validating or not str(c.get("monitor", "")).startswith("val/"))]
-    callbacks = [*(callbacks or []), *(instantiate(c) for c in kept)]
+    callbacks = [*(callbacks or []), *(instantiate(_plain(c)) for c in kept)]
     callbacks += [History(), RandomState(), Interruption(checkpoints)]
     if arguments.get("enable_model_summary", True) is not False:
         callbacks.append(NetworkSummary())  # in place of Lightning's, which would list the engine's bookkeeping

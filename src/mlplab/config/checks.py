@@ -14,7 +14,20 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from mlplab.config.diff import differences
 from mlplab.config.overrides import command_line
 from mlplab.config.preflight import preflight
-from mlplab.config.rules import BATCHES, FLAG, PATH, SEED, Rule, integer, list_of, one_of, optional, within
+from mlplab.config.rules import (
+    BATCHES,
+    PATH,
+    RANGES,
+    SEED,
+    Rule,
+    integer,
+    list_of,
+    one_of,
+    optional,
+    ranges,
+    within,
+    without_ranges,
+)
 from mlplab.errors import InputError
 
 # Lightning's precisions, e.g. 32-true, 16-mixed, bf16-mixed: its type hint of Trainer(precision=), the one list.
@@ -27,9 +40,9 @@ RERUNNABLE = ("failed", "diverged")  # statuses that sweep.rerun may name
 # The ranges of the values that are the config's own (not an option's arguments), checked before anything is built:
 # what the library documents, or what makes sense for this lab where that is narrower. Each option's arguments have
 # their ranges beside the option: its class's RULES (the lab's networks, data module and penalties), or, for a class
-# of torch or Lightning, its row of LIBRARY_RULES. tests/test_ranges.py composes every option of every group and fails,
-# naming the key, for a value that no rule covers. Cross-key checks (val_size against the training set, a layer count
-# against the image's side, lr_find.max_lr > min_lr) stay with the code that knows both values.
+# of torch or Lightning, the `_ranges_` of its config. tests/test_ranges.py composes every option of every group and
+# fails, naming the key, for a value that no rule covers. Cross-key checks (val_size against the training set, a layer
+# count against the image's side, lr_find.max_lr > min_lr) stay with the code that knows both values.
 CONFIG_RULES: list[Rule] = [
     # Top-level values of train.yaml.
     # Lightning replaces a seed outside NumPy's range with a random one (a warning, then irreproducible runs).
@@ -72,124 +85,53 @@ CONFIG_RULES: list[Rule] = [
     Rule("lr_find.divergence", *within("(1, inf)"), refused=1),
 ]
 
-LR = Rule("lr", *within("(0, inf)"), refused=0)
-WEIGHT_DECAY = Rule("weight_decay", *within("[0, inf)"), refused=-0.01)
-EPS = Rule("eps", *within("(0, inf)"), refused=0)  # a denominator's floor
-# A momentum of 1 or more never forgets a gradient, so the velocity grows without bound (torch checks only its sign).
-MOMENTUM = Rule("momentum", *within("[0, 1)"), refused=1.0)
-BETAS = Rule("betas", *list_of(within("[0, 1)"), length=2), refused=[0.9, 1.0])
-AMSGRAD = Rule("amsgrad", *FLAG, refused="yes")
-
-# The ranges of the arguments of torch's and Lightning's classes, by the `_target_` that names them: an option that
-# builds another such class adds its row here, beside its conf/<group>/<option>.yaml.
-LIBRARY_RULES: dict[str, tuple[Rule, ...]] = {
-    "torch.optim.SGD": (
-        LR,
-        MOMENTUM,
-        Rule("dampening", *within("[0, 1]"), refused=1.5),  # 1 ignores the new gradient
-        Rule("nesterov", *FLAG, refused="yes"),
-        WEIGHT_DECAY,
+# Ranges that the `_ranges_` of Lightning's options name, where a range in words cannot say it: what Lightning
+# registers or counts in its own way.
+NAMED: dict[str, Rule] = {
+    "devices": Rule(
+        "devices",
+        lambda value: value in ("auto", -1) or (integer(value) and value >= 1) or DEVICE_LIST[0](value),
+        "auto, -1 (every device), a count >= 1 or a list of device indices",
+        refused=0,
     ),
-    # RMSprop's alpha of 1 keeps its mean of squares at 0 (steps of lr * grad / eps), one above 1 drives it
-    # negative (alpha=2 trains to NaN); torch checks only its sign.
-    "torch.optim.RMSprop": (LR, Rule("alpha", *within("[0, 1)"), refused=2), EPS, WEIGHT_DECAY, MOMENTUM),
-    "torch.optim.Adam": (LR, BETAS, EPS, WEIGHT_DECAY, AMSGRAD),
-    "torch.optim.AdamW": (LR, BETAS, EPS, WEIGHT_DECAY, AMSGRAD),
-    "torch.optim.NAdam": (LR, BETAS, EPS, WEIGHT_DECAY, Rule("momentum_decay", *within("[0, inf)"), refused=-0.004)),
-    "torch.optim.Adagrad": (
-        LR,
-        Rule("lr_decay", *within("[0, inf)"), refused=-0.1),
-        WEIGHT_DECAY,
-        Rule("initial_accumulator_value", *within("[0, inf)"), refused=-1),
-        EPS,
+    "strategy": Rule(
+        "strategy",
+        lambda value: value == "auto" or value in StrategyRegistry,
+        "auto or a strategy Lightning registers (ddp, ddp_spawn, fsdp, deepspeed, ...)",
+        refused="dpp",
     ),
-    "torch.optim.lr_scheduler.StepLR": (
-        # StepLR's gamma is a decay: torch takes any number, and a negative one flips the rate's sign every step_size
-        # epochs (gradient ascent), one above 1 grows it until training diverges.
-        Rule("gamma", *within("(0, 1]"), refused=-1),
-        Rule("step_size", *within("[1, inf)", "integer"), refused=0),
+    "precision": Rule("precision", *one_of(*PRECISIONS), refused="bad"),
+    "batches": Rule("batches", *BATCHES, refused=0),  # a number of batches, or a fraction of the epoch's
+    "val_check_interval": Rule(
+        "val_check_interval",
+        lambda value: value is None or (integer(value) and value >= 1) or value == 1.0,
+        "a number of training batches (an integer >= 1), or 1.0 for each epoch's end",
+        refused=0.5,
     ),
-    "torch.optim.lr_scheduler.CosineAnnealingLR": (
-        Rule("T_max", *within("[1, inf)", "integer"), refused=0),  # epochs
-        Rule("eta_min", *within("[0, inf)"), refused=-1e-3),
+    "overfit_batches": Rule(
+        "overfit_batches", within("[0, inf)", "integer")[0], "a number of batches (an integer >= 0)", refused=0.1
     ),
-    "torch.optim.lr_scheduler.OneCycleLR": (
-        # Starts at max_lr / div_factor, peaks at max_lr after pct_start of the run, ends at the start's
-        # rate / final_div_factor; total_steps null is the run's own count.
-        Rule("max_lr", *within("(0, inf)"), refused=0),
-        Rule("total_steps", *optional(within("[1, inf)", "integer")), refused=0),
-        Rule("pct_start", *within("(0, 1)"), refused=1.0),
-        Rule("div_factor", *within("(0, inf)"), refused=0),
-        Rule("final_div_factor", *within("(0, inf)"), refused=0),
-        Rule("anneal_strategy", *one_of("cos", "linear"), refused="cosine"),
-        Rule("cycle_momentum", *FLAG, refused="no"),
+    "fast_dev_run": Rule(
+        "fast_dev_run",
+        lambda value: isinstance(value, bool) or (integer(value) and value >= 1),
+        "true, false or a number of batches (an integer >= 1)",
+        refused=-1,
     ),
-    "torch.nn.CrossEntropyLoss": (Rule("label_smoothing", *within("[0, 1]"), refused=1.5),),
-    "lightning.pytorch.Trainer": (
-        # Lightning's arguments. Counts of batches are applied by mlplab.engine.execution (steps_per_execution).
-        Rule("accelerator", *one_of("auto", "cpu", "gpu", "cuda", "mps"), refused="tpu"),
-        Rule(
-            "devices",
-            lambda value: value in ("auto", -1) or (integer(value) and value >= 1) or DEVICE_LIST[0](value),
-            "auto, -1 (every device), a count >= 1 or a list of device indices",
-            refused=0,
-        ),
-        Rule("num_nodes", *within("[1, inf)", "integer"), refused=0),
-        Rule(
-            "strategy",
-            lambda value: value == "auto" or value in StrategyRegistry,
-            "auto or a strategy Lightning registers (ddp, ddp_spawn, fsdp, deepspeed, ...)",
-            refused="dpp",
-        ),
-        Rule("sync_batchnorm", *FLAG, refused="yes"),
-        Rule("precision", *one_of(*PRECISIONS), refused="bad"),
-        Rule("default_root_dir", *PATH, refused=1),
-        Rule("max_epochs", *within("[1, inf)", "integer"), refused=0),
-        Rule("log_every_n_steps", *optional(within("[1, inf)", "integer")), refused=0),
-        Rule("accumulate_grad_batches", *within("[1, inf)", "integer"), refused=0),
-        Rule("gradient_clip_val", *optional(within("[0, inf)")), refused=-1.0),
-        Rule("gradient_clip_algorithm", *one_of(None, "norm", "value"), refused="l2"),
-        Rule("enable_progress_bar", lambda value: value in (None, True, False), "null, true or false", "yes"),
-        Rule("limit_train_batches", *optional(BATCHES), refused=0),
-        Rule("limit_val_batches", *optional(BATCHES), refused=0),
-        Rule("limit_test_batches", *optional(BATCHES), refused=0),
-        Rule(
-            "val_check_interval",
-            lambda value: value is None or (integer(value) and value >= 1) or value == 1.0,
-            "a number of training batches (an integer >= 1), or 1.0 for each epoch's end",
-            refused=0.5,
-        ),
-        Rule("check_val_every_n_epoch", *optional(within("[1, inf)", "integer")), refused=0),
-        Rule("overfit_batches", within("[0, inf)", "integer")[0], "a number of batches (an integer >= 0)", 0.1),
-        Rule(
-            "fast_dev_run",
-            lambda value: isinstance(value, bool) or (integer(value) and value >= 1),
-            "true, false or a number of batches (an integer >= 1)",
-            refused=-1,
-        ),
-    ),
-    "lightning.pytorch.profilers.SimpleProfiler": (
-        Rule("dirpath", *PATH, refused=1),
-        Rule("filename", *PATH, refused=1),
-    ),
-    "lightning.pytorch.callbacks.EarlyStopping": (
-        Rule("monitor", *one_of("val/loss", "val/acc", "val/acc_best"), refused="train/loss"),
-        Rule("mode", *one_of("min", "max"), refused="lowest"),
-        Rule("patience", *within("[0, inf)", "integer"), refused=-1),  # epochs
-        Rule("min_delta", *within("[0, inf)"), refused=-0.1),
-    ),
+    "validation metric": Rule("monitor", *one_of("val/loss", "val/acc", "val/acc_best"), refused="train/loss"),
 }
 _ABSENT = object()
 
 
-def option_rules(target: str) -> tuple[Rule, ...]:
-    """The ranges of the arguments of the class a `_target_` names: LIBRARY_RULES' row, or the class's own RULES."""
-    if target in LIBRARY_RULES:
-        return LIBRARY_RULES[target]
+def option_rules(node: DictConfig, prefix: str) -> list[Rule]:
+    """The ranges of an option's arguments, by their dotted keys under `prefix`: its `_ranges_`, written beside its
+    keys (an option of a library's class), or the RULES of the lab's class its `_target_` names."""
+    if RANGES in node:
+        return ranges(node, prefix, NAMED)
     try:
-        return tuple(getattr(get_class(target), "RULES", ()))
+        declared = getattr(get_class(node._target_), "RULES", ())
     except Exception:  # a target that does not import: instantiating it reports that, naming it
-        return ()
+        return []
+    return [replace(rule, key=f"{prefix}{rule.key}") for rule in declared]
 
 
 def rules_for(cfg: DictConfig) -> list[Rule]:
@@ -200,9 +142,9 @@ def rules_for(cfg: DictConfig) -> list[Rule]:
     while nodes:
         prefix, node = nodes.pop(0)
         for key, value in node.items_ex(resolve=False):
-            if isinstance(value, DictConfig) and key != "hydra":
+            if isinstance(value, DictConfig) and key not in ("hydra", RANGES):
                 if "_target_" in value:
-                    rules += [replace(rule, key=f"{prefix}{key}.{rule.key}") for rule in option_rules(value._target_)]
+                    rules += option_rules(value, f"{prefix}{key}.")
                 nodes.append((f"{prefix}{key}.", value))
     return rules
 
@@ -243,7 +185,7 @@ def check_resumable(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
     saved = checkpoint.get("hyper_parameters")
     if not saved:  # not one of this lab's runs: load_checkpoint's callers say what is missing
         return
-    now = OmegaConf.to_container(cfg, resolve=True)
+    now = without_ranges(cfg)
     before, after = (
         {"model": run["model"], "loss": run["loss"], "optimizer._target_": run["optimizer"]["_target_"]}
         for run in (saved, now)

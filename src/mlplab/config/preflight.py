@@ -19,6 +19,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.overrides import overridden
+from mlplab.config.rules import without_ranges
 from mlplab.engine.hparams import class_name
 from mlplab.errors import InputError, one_line
 
@@ -31,13 +32,16 @@ def preflight(cfg: DictConfig) -> None:
     """Raise InputError for a value that a library would refuse once training had started, or for a network that
     cannot fit in memory."""
     keys = overridden()
-    net = refused("model", cfg.model, build_network, keys)
-    refused("loss", cfg.loss, partial(run_loss, net.num_classes), keys)
+    # What training builds: the options' ranges left out.
+    built = OmegaConf.create({part: without_ranges(cfg[part]) for part in ("model", "loss", "optimizer", "trainer")})
+    net = refused("model", built.model, build_network, keys)
+    refused("loss", built.loss, partial(run_loss, net.num_classes), keys)
     check_memory(cfg, net, keys)
-    optimizer = refused("optimizer", cfg.optimizer, build_optimizer, keys)
+    optimizer = refused("optimizer", built.optimizer, build_optimizer, keys)
     if cfg.scheduler:
-        refused("scheduler.scheduler", cfg.scheduler.scheduler, partial(run_scheduler, optimizer), keys)
-    refused("trainer", cfg.trainer, partial(build_trainer, cfg.steps_per_execution), keys)
+        scheduler = OmegaConf.create(without_ranges(cfg.scheduler.scheduler))
+        refused("scheduler.scheduler", scheduler, partial(run_scheduler, optimizer), keys)
+    refused("trainer", built.trainer, partial(build_trainer, cfg.steps_per_execution), keys)
 
 
 def build_trainer(steps_per_execution: int, node: DictConfig) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from mlplab.config.checks import RERUNNABLE, differences
+from mlplab.config.checks import RERUNNABLE
+from mlplab.config.diff import differences
+from mlplab.config.rules import without_ranges
 from mlplab.engine.runs import read_metrics
 from mlplab.errors import AlreadyFinished, SweepRefused
 from mlplab.training import resumed_config, train
@@ -79,7 +81,7 @@ def resume(
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as run.json holds it (JSON values)."""
-    return json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True)))
+    return json.loads(json.dumps(without_ranges(cfg)))
 
 
 def recorded_config(folder: Path) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.checks import check_accelerator
+from mlplab.config.rules import without_ranges
 from mlplab.data import MNISTDataModule
 from mlplab.engine.runs import write_json
 from mlplab.errors import InputError
@@ -30,7 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = MNISTDataModule(**{**trained_data, **overrides})
 
     check_accelerator(cfg.trainer)
-    trainer = instantiate(cfg.trainer)
+    trainer = instantiate(without_ranges(cfg.trainer))
     run = trainer.test if split == "test" else trainer.validate
     [results] = run(module, datamodule=datamodule, verbose=False)
     # validate() also logs val/acc_best, the training run's running best: not this checkpoint's own result.
