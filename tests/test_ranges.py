@@ -23,7 +23,7 @@ from conftest import CONF_DIR, SYNTHETIC, compose_train, data_overrides, run_ent
 # Lightning, apart from early stopping, a regularization), paths and task_name (set by each entry point), and
 # search.*'s names, metric, storage and space (checked by mlplab.experiments.search).
 SCOPE = (
-    "seed", "threads", "steps_per_execution", "ckpt_path", "trusted_modules", "optimizer", "scheduler", "loss",
+    "seed", "threads", "steps_per_execution", "ckpt_path", "optimizer", "scheduler", "loss",
     "model", "data", "trainer", "regularization", "callbacks.early_stopping", "sweep", "lr_find", "search.n_trials",
     "search.direction", "search.heartbeat_interval", "search.grace_period", "search.retries", "search.worker",
 )  # fmt: skip

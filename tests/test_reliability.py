@@ -100,7 +100,7 @@ BAD_INPUT = [
     # Each of mlplab.cli.HYDRA_FLAG_MISUSES, the errors Hydra gives as text alone.
     (["--resolve"], r"^error: The --resolve flag can only be used in conjunction with --cfg or --help$"),
     (["-m", "--cfg", "job"], r"^error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be"),
-    # Ranges of mlplab.config.checks.RULES that the libraries check too, or do not check at all.
+    # Ranges (an option's _ranges_, mlplab.config.checks.CONFIG_RULES) that the libraries check too, or not at all.
     (["optimizer.momentum=-1"], r"^error: optimizer.momentum=-1: must be a number in \[0, 1\)$"),
     (
         ["optimizer=adam", "optimizer.betas=[0.9,1.5]"],

@@ -64,7 +64,7 @@ class Classifier(MultiStepModule):
         """Lightning's load_from_checkpoint, once what the checkpoint's hyperparameters would build is checked
         (mlplab.config.trust: classes of the lab, torch or Lightning; `trusted_modules=[...]` names others)."""
         trusted = tuple(kwargs.pop("trusted_modules", ()))
-        check_targets(load_checkpoint(checkpoint_path)["hyper_parameters"], str(checkpoint_path), trusted)
+        check_targets(load_checkpoint(checkpoint_path).get("hyper_parameters", {}), str(checkpoint_path), trusted)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:

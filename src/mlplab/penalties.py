@@ -2,7 +2,7 @@
 normalization). Each is one class here and one config in conf/regularization/; `regularization=[l2,elastic_net]`
 adds both, each logged as train/<its name in the group>_penalty.
 
-A new penalty: a class with a `strength` and `__call__(weights) -> Tensor`, its `RULES` for its keys' ranges (checked
+A new penalty: a Penalty subclass with its `term(weight) -> Tensor`, its `RULES` for its keys' ranges (checked
 before anything is built), and conf/regularization/<name>.yaml with `<name>: {_target_: ..., strength: ...}`.
 """
 

@@ -27,25 +27,19 @@ from mlplab.errors import AlreadyFinished, RunStopped
 from mlplab.module import Classifier
 
 
-def _plain(node: Any) -> Any:
-    # OmegaConf containers must not reach checkpoints: torch's weights_only loading refuses them. The options'
-    # ranges are checked, not built nor recorded.
-    return without_ranges(node)
-
-
 def build(
     cfg: DictConfig, callbacks: list[pl.Callback] | None = None, checkpoint: dict[str, Any] | None = None
 ) -> tuple[pl.LightningDataModule, Classifier, pl.Trainer]:
     """The datamodule, module and trainer that the config describes; `callbacks` are added to the trainer's, and
     `checkpoint` is cfg.ckpt_path's, already loaded (the trainer's resume reads it instead of the file)."""
     datamodule = instantiate(cfg.data, _convert_="all")  # plain values: they go into checkpoints
-    arguments, plan = trainer_arguments(_plain(cfg.trainer), cfg.steps_per_execution)
+    arguments, plan = trainer_arguments(without_ranges(cfg.trainer), cfg.steps_per_execution)
     module = Classifier(
-        model=_plain(cfg.model),
-        loss=_plain(cfg.loss),
-        optimizer=_plain(cfg.optimizer),
-        scheduler=_plain(cfg.scheduler),
-        penalties=_plain(cfg.get("regularization") or {}),  # the penalties that regularization= lists
+        model=without_ranges(cfg.model),
+        loss=without_ranges(cfg.loss),
+        optimizer=without_ranges(cfg.optimizer),
+        scheduler=without_ranges(cfg.scheduler),
+        penalties=without_ranges(cfg.get("regularization") or {}),  # the penalties that regularization= lists
         execution=asdict(plan),
     )
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
@@ -53,7 +47,7 @@ def build(
     # Without a validation set (data.val_size=0) nothing watches a val/ metric: the last epoch's model is tested.
     validating = cfg.data.val_size > 0
     kept = [c for c in cfg.callbacks.values() if c and (validating or not str(c.get("monitor", "")).startswith("val/"))]
-    callbacks = [*(callbacks or []), *(instantiate(_plain(c)) for c in kept)]
+    callbacks = [*(callbacks or []), *(instantiate(without_ranges(c)) for c in kept)]
     callbacks += [History(), RandomState(), Interruption(checkpoints)]
     if arguments.get("enable_model_summary", True) is not False:
         callbacks.append(NetworkSummary())  # in place of Lightning's, which would list the engine's bookkeeping
@@ -96,24 +90,25 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg, callbacks, checkpoint)
+    recorded = without_ranges(cfg)  # what run.json, hparams.yaml and the loggers keep: the resolved config
+    resumed_at = checkpoint["global_step"] if checkpoint else 0  # fit overwrites the checkpoint's
     # Rank 0 holds the run folder: a second process resuming the same checkpoint is refused, not interleaved.
     with claimed(output_dir) if trainer.is_global_zero else nullcontext():
         if trainer.is_global_zero:
             # The config too: a sweep run again into its folder checks that each job's run is the same (continuation).
-            write_json(output_dir / "run.json", {**run_record(), "config": _plain(cfg)})
+            write_json(output_dir / "run.json", {**run_record(), "config": recorded})
         for logger in trainer.loggers:
             if hasattr(logger, "continue_from"):  # mlplab.engine.loggers: kept up to the resumed step, or cleared
-                logger.continue_from(checkpoint["global_step"] if checkpoint else 0)
-            logger.log_hyperparams(_plain(cfg))  # TensorBoard's HParams tab: log_hparams below
+                logger.continue_from(resumed_at)
+            logger.log_hyperparams(recorded)  # TensorBoard's HParams tab: log_hparams below
         board = tensorboard(trainer)
         hparams_file = Path(board.log_dir) / board.NAME_HPARAMS_FILE if board else None
         if hparams_file and trainer.is_global_zero and not hparams_file.exists():
             # The full resolved config, written here whole: Lightning writes it where there is none with a plain
             # open, which a full disk leaves half-written, and kept as it is by every resume.
-            write_text(hparams_file, OmegaConf.to_yaml(_plain(cfg)))
+            write_text(hparams_file, OmegaConf.to_yaml(recorded))
 
         start = time.perf_counter()
-        resumed_at = checkpoint["global_step"] if checkpoint else None
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         except RunStopped as stop:

@@ -50,12 +50,6 @@ CONFIG_RULES: list[Rule] = [
     Rule("threads", *optional(within("[1, inf)", "integer")), refused=0),
     Rule("steps_per_execution", *within("[1, inf)", "integer"), refused=0),
     Rule("ckpt_path", *optional(PATH), refused=5),
-    Rule(
-        "trusted_modules",
-        lambda value: isinstance(value, list) and all(isinstance(m, str) and m.isidentifier() for m in value),
-        "a list of package names, e.g. [mynets]",
-        refused=["my-nets"],
-    ),
     # scheduler: null (none.yaml) is a constant learning rate; `interval` is Lightning's, beside the scheduler.
     Rule("scheduler", lambda value: value is None or isinstance(value, dict), "null or a scheduler= option", 0.1),
     Rule("scheduler.interval", *one_of("step", "epoch"), refused="steps"),

@@ -25,7 +25,7 @@ from mlplab.errors import InputError, one_line
 
 BYTES_PER_VALUE = 4  # float32
 # Values kept per weight: the weight, its gradient, and the optimizer's state (momentum, Adam's two moments).
-STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2, "NAdam": 2}
+STATE_PER_WEIGHT = {"SGD": 1, "RMSprop": 2, "Adam": 2, "AdamW": 2, "NAdam": 2, "Adagrad": 1}
 
 
 def preflight(cfg: DictConfig) -> None:

@@ -27,7 +27,7 @@ def integer(value: Any) -> bool:
 
 def within(interval: str, kind: str = "number") -> tuple[Callable[[Any], bool], str]:
     """(test, allowed text) of a number (or an integer) in an interval written as in mathematics: '[0, 1)'."""
-    low, high = (float(end.strip(" [()]")) for end in interval.split(","))
+    low, high = _bounds(interval)
     closed_low, closed_high = interval[0] == "[", interval[-1] == "]"
 
     def ok(value: Any) -> bool:
@@ -115,13 +115,18 @@ def parse(text: str, named: dict[str, Rule] | None = None) -> tuple[Callable[[An
     return (*within(interval, kind), _outside(interval, kind))
 
 
+def _bounds(interval: str) -> tuple[float, float]:
+    low, high = (float(end.strip(" [()]")) for end in interval.split(","))
+    return low, high
+
+
 def _word(word: str) -> Any:
     return {"null": None, "true": True, "false": False}.get(word, word)
 
 
 def _outside(interval: str, kind: str) -> int | float:
     """A value just outside the interval: its upper end (or past it), else its lower end (or below it)."""
-    low, high = (float(end.strip(" [()]")) for end in interval.split(","))
+    low, high = _bounds(interval)
     step = 1 if kind == "integer" else 0.5
     if high != math.inf:
         value = high if interval[-1] == ")" else high + step

@@ -1,6 +1,6 @@
-"""What the lab builds from a file it reads back (a checkpoint's hyperparameters, a run's recorded overrides, a
-study's stored overrides): only classes of the family each key allows, from the lab's own modules, torch or
-Lightning, or from modules the user trusts by name (`trusted_modules`). Hydra's `instantiate` calls any importable
+"""What the lab builds from a checkpoint's hyperparameters (eval, predict, export, the digit pad,
+`Classifier.load_from_checkpoint`): only classes of the family each key allows, from the lab's own modules, torch or
+Lightning, or from packages the user trusts by name (`trusted_modules`). Hydra's `instantiate` calls any importable
 callable a `_target_` names, so a shared checkpoint could otherwise run code: every target is checked before anything
 is imported from an untrusted module, built or written. What the user types on the command line or writes in conf/
 stays theirs to choose, and is not checked here.
@@ -13,20 +13,14 @@ from typing import Any
 from mlplab.errors import InputError
 
 TRUSTED = ("mlplab", "torch", "lightning")  # the top-level packages whose classes a file may name
-# The family of classes that each key may build, by the key's pattern ("*": any one name); the classes are named by
-# module and class, and imported only to check a target.
+# The family of classes that each key of a checkpoint's hyperparameters may build, by the key's pattern ("*": any one
+# name); the classes are named by module and class, and imported only to check a target.
 FAMILIES = {
     "model": ("mlplab.models.network", "Network"),
     "loss": ("torch.nn", "Module"),
     "optimizer": ("torch.optim", "Optimizer"),
     "scheduler.scheduler": ("torch.optim.lr_scheduler", "LRScheduler"),
     "penalties.*": ("mlplab.penalties", "Penalty"),
-    "regularization.*": ("mlplab.penalties", "Penalty"),
-    "data": ("lightning.pytorch", "LightningDataModule"),
-    "callbacks.*": ("lightning.pytorch", "Callback"),
-    "logger.*": ("lightning.pytorch.loggers", "Logger"),
-    "trainer": ("lightning.pytorch", "Trainer"),
-    "trainer.profiler": ("lightning.pytorch.profilers", "Profiler"),
 }
 HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_convert_", "_recursive_")
 

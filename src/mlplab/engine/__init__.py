@@ -4,7 +4,8 @@ Who opens it: whoever changes how training is executed, not what is trained.
 - execution.py: steps_per_execution, Lightning handing the module several batches at once, counted in batches;
 - steps.py: the machinery around each optimizer step (accumulation, clipping, the direct path, the log records)
   that mlplab.module's one-batch loop calls;
-- callbacks.py: the callbacks of every run (progress line, history, random state, interruption);
+- callbacks.py: the callbacks of every run (the network's summary, progress line, history, random state,
+  interruption);
 - dashboards.py, drawing.py, hparams.py: what TensorBoard shows (images, histograms, the HParams table);
 - checkpoints.py, runs.py: checkpoint files and run folders, written atomically;
 - distributed.py: DDP under Hydra.

@@ -30,6 +30,7 @@ class CSVLogger(Logger):
         super().__init__()
         self.path = Path(save_dir) / folder / "metrics.csv"
         self.pending: list[dict[str, Any]] = []  # logged, not yet written
+        self.columns: list[str] | None = None  # the file's header, once read or written
 
     @property
     def name(self) -> str:
@@ -53,10 +54,7 @@ class CSVLogger(Logger):
 
     @rank_zero_only
     def continue_from(self, step: int) -> None:
-        if step:
-            self._write([row for row in self.rows() if int(row["step"]) <= step])
-        else:
-            self.path.unlink(missing_ok=True)
+        self._write([row for row in self.rows() if int(row["step"]) <= step] if step else [])
 
     def rows(self) -> list[dict[str, str]]:
         """The rows written so far, as text."""
@@ -67,18 +65,26 @@ class CSVLogger(Logger):
 
     @rank_zero_only
     def save(self) -> None:
-        if self.pending:
+        if not self.pending:
+            return
+        if self.columns is None:  # not started by continue_from: the file as an earlier run left it
+            earlier = self.rows()
+            self.columns = list(earlier[0]) if earlier else []
+        if set(self.columns) >= {name for row in self.pending for name in row}:
+            with self.path.open("a", encoding="utf-8", newline="") as file:
+                csv.DictWriter(file, fieldnames=self.columns, restval="").writerows(self.pending)
+        else:  # a new column: the header, and so the whole file, is written again
             self._write([*self.rows(), *self.pending])
-            self.pending = []
+        self.pending = []
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
         self.save()
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        columns = list(dict.fromkeys(name for row in rows for name in row))  # step first, then in order of logging
+        self.columns = list(dict.fromkeys(name for row in rows for name in row)) or ["step"]  # step first
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=columns or ["step"], restval="")
+        writer = csv.DictWriter(text, fieldnames=self.columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,8 +109,8 @@ class MLflowLogger(Logger):
         self.resumed = False
         self._logger: Any = None
 
+    @rank_zero_only
     def continue_from(self, step: int) -> None:
-        from lightning.pytorch.loggers import MLFlowLogger
         from mlflow import MlflowClient
 
         if self.tracking_uri.startswith("sqlite:///"):  # SQLite makes the file, not its folder
@@ -122,20 +128,25 @@ class MLflowLogger(Logger):
             if run.info.run_id != kept:
                 client.delete_run(run.info.run_id)
         self.resumed = kept is not None
-        self._logger = MLFlowLogger(
+        self._logger = self._lightning(kept)
+
+    def _lightning(self, run_id: str | None) -> Any:
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(
             experiment_name=self.experiment_name,
             run_name=Path(self.run_folder).name,
             tracking_uri=self.tracking_uri,
             tags={FOLDER_TAG: self.run_folder},
             artifact_location=self.artifact_location,
-            run_id=kept,
+            run_id=run_id,
         )
 
     @property
     def lightning(self) -> Any:
-        """The Lightning MLFlowLogger of this run (a new MLflow run unless continue_from chose an earlier one)."""
+        """The Lightning MLFlowLogger of this run: the MLflow run continue_from chose, or a new one."""
         if self._logger is None:
-            self.continue_from(0)
+            self._logger = self._lightning(None)
         return self._logger
 
     @property

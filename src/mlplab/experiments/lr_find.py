@@ -103,7 +103,7 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
 def lr_find(cfg: DictConfig) -> dict[str, Any]:
     """The range test of the composed config: prints the suggestions, writes the curve into the run folder."""
     settings, output_dir = cfg.lr_find, Path(cfg.paths.output_dir)
-    check_config(cfg)  # lr_find.* values too (mlplab.config.checks.RULES)
+    check_config(cfg)  # lr_find.* values too (mlplab.config.checks.CONFIG_RULES)
     if settings.max_lr <= settings.min_lr:
         raise InputError(f"lr_find.max_lr={settings.max_lr}: must be > lr_find.min_lr ({settings.min_lr})")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

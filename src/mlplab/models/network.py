@@ -49,7 +49,7 @@ class Network(nn.Module):
     )
 
     def weights(self) -> dict[str, Tensor]:
-        """The weight tensors by parameter name: what the L1/L2 penalties cover and TensorBoard's histograms show.
+        """The weight tensors by parameter name: what the penalties cover and TensorBoard's histograms show.
 
         Default: every parameter of two or more dimensions (nanoGPT's rule for weight decay), which covers the
         weights of Linear, convolution and recurrent layers alike and leaves out biases and normalization.
