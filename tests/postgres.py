@@ -44,7 +44,7 @@ class Server:
 
     def start(self) -> None:
         data, pwfile = self.folder / "data", self.folder / "password"
-        pwfile.write_text(self.password)
+        pwfile.write_text(self.password, encoding="utf-8")
         if self.as_user:
             shutil.chown(self.folder, "postgres")
             shutil.chown(pwfile, "postgres")

@@ -19,13 +19,15 @@ def make_sweep(folder, runs: dict[str, dict[int, float | None]]) -> None:
         for seed, value in seeds.items():
             job = folder / f"{number}_optimizer={optimizer},seed={seed}"
             (job / ".hydra").mkdir(parents=True)
-            (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer={optimizer}\n- seed={seed}\n")
+            (job / ".hydra" / "overrides.yaml").write_text(
+                f"- optimizer={optimizer}\n- seed={seed}\n", encoding="utf-8"
+            )
             if value is None:
                 metrics = {"status": "failed", "error": "boom"}
             else:
                 metrics = {"val/acc_best": value, "test/acc": value - 0.001, "test/loss": 1 - value}
                 metrics |= {"status": "ok", "epochs": 3, "train_time_s": 1.0}
-            (job / "metrics.json").write_text(json.dumps(metrics))
+            (job / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
             number += 1
 
 
@@ -115,7 +117,7 @@ def test_single_seeds_say_that_no_interval_exists(tmp_path):
     write_results(tmp_path)
     rows = rows_by_optimizer(tmp_path)
     assert rows["sgd"]["verdict"] == "1 seed: no interval" and math.isnan(rows["sgd"]["val/acc_best ci_low"])
-    table = (tmp_path / "results.md").read_text()
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "| sgd | 1 | 95.00 (1 seed) |" in table and "± " not in table.split("\n\n")[0]
 
 

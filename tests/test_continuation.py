@@ -55,7 +55,7 @@ def sweep(folder: Path, data, *extra: str, **swept: tuple[str, ...]) -> subproce
 
 def results(folder: Path) -> list[dict[str, str]]:
     """results.csv without its time columns, the one thing a resumed job cannot repeat."""
-    with (folder / "results.csv").open() as f:
+    with (folder / "results.csv").open(encoding="utf-8") as f:
         return [{k: v for k, v in row.items() if "time" not in k} for row in csv.DictReader(f)]
 
 
@@ -118,13 +118,13 @@ def test_a_finished_sweep_run_again_trains_nothing(killed, synthetic_mnist):
 
 def test_a_job_folder_of_another_config_is_refused_and_left_as_it_was(killed, synthetic_mnist):
     folder, *_ = killed
-    metrics = (folder / JOBS[0] / "metrics.json").read_text()
+    metrics = (folder / JOBS[0] / "metrics.json").read_text(encoding="utf-8")
     other = sweep(folder, synthetic_mnist, "optimizer.weight_decay=0.1")
     assert other.returncode == 1
     [line] = [line for line in other.stderr.splitlines() if line.startswith("error: ")]
     assert line.startswith(f"error: {folder / JOBS[0]}: this job's folder holds a run of another config")
     assert "optimizer.weight_decay=0.0 there, 0.1 now" in line
-    assert (folder / JOBS[0] / "metrics.json").read_text() == metrics
+    assert (folder / JOBS[0] / "metrics.json").read_text(encoding="utf-8") == metrics
 
 
 def test_diverged_jobs_are_kept_unless_sweep_rerun_names_them(synthetic_mnist, tmp_path):
@@ -164,7 +164,9 @@ def killed_and_continued(folder: Path, data, until: str, swept: tuple[str, ...])
     again = subprocess.run(command(folder, data, swept=swept), capture_output=True, text=True, env=environment())
     assert again.returncode == 0, again.stderr
     # submitit's jobs print into its logs (the killed run's print no kept: or resuming: lines).
-    return finished, again.stdout + "".join(path.read_text() for path in folder.glob(".submitit/*/*_log.out"))
+    return finished, again.stdout + "".join(
+        path.read_text(encoding="utf-8") for path in folder.glob(".submitit/*/*_log.out")
+    )
 
 
 @pytest.mark.parametrize(

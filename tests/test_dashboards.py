@@ -99,10 +99,10 @@ def test_hparams_session_holds_readable_choices_and_the_final_metrics(run):
     # No experiment (the columns): a sweep writes its own for all its runs (test_sweep_hparams_list_what_varies_first).
     assert "_hparams_/experiment" not in content and "hp_metric" not in events.Tags()["scalars"]
     # hparams.yaml keeps the whole resolved config, nested as in .hydra/config.yaml.
-    full = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+    full = yaml.safe_load((run_dir / "hparams.yaml").read_text(encoding="utf-8"))
     assert full["optimizer"]["_target_"] == "torch.optim.SGD" and full["model"]["hidden_dims"] == [64, 32]
     # TensorBoard shows a session's metric as the last value of the scalar of that name: the run's final one.
-    saved = json.loads((run_dir / "metrics.json").read_text())
+    saved = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     for name in ("val/acc_best", "test/acc", "test/loss"):
         # The latest step: the run's event files are read in name order, which need not be the order written.
         last = max(events.Scalars(name), key=lambda event: event.step)

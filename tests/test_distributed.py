@@ -41,7 +41,7 @@ def test_ddp_run_matches_one_process_with_the_same_global_batch(synthetic_mnist,
     events = EventAccumulator(str(folder))
     events.Reload()
     assert len(events.PluginTagToContent("hparams")) == 2  # rank 0's HParams session: its start and end
-    ours, theirs = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("ddp", "single"))
+    ours, theirs = (json.loads((tmp_path / n / "metrics.json").read_text(encoding="utf-8")) for n in ("ddp", "single"))
     for key in ("val/acc_best", "test/acc", "val/loss", "test/loss"):
         assert ours[key] == pytest.approx(theirs[key], abs=1e-4), key
 
@@ -55,13 +55,13 @@ def test_ddp_inside_a_multirun_gives_one_complete_job_per_setting(synthetic_mnis
     assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
     assert [j.name for j in jobs] == ["0_optimizer=momentum", "1_optimizer=adam"]  # named by what varies
     for job in jobs:
-        metrics = json.loads((job / "metrics.json").read_text())
+        metrics = json.loads((job / "metrics.json").read_text(encoding="utf-8"))
         assert metrics["status"] == "ok" and metrics["epochs"] == 2 and metrics["test/acc"] > 0.5
         assert (job / "checkpoints" / "last.ckpt").exists()
     summaries = [line for line in result.stdout.splitlines() if line.startswith("test/acc ")]
     assert len(summaries) == 2  # each job trained once, not once per rank
     assert not (tmp_path / "outputs").exists()  # no rank ran a sweep of its own
-    assert len((sweep / "results.csv").read_text().strip().splitlines()) == 3  # header + 2 rows
+    assert len((sweep / "results.csv").read_text(encoding="utf-8").strip().splitlines()) == 3  # header + 2 rows
 
 
 def test_cluster_launcher_runs_a_sweep_as_separate_jobs(synthetic_mnist, tmp_path):
@@ -73,6 +73,6 @@ def test_cluster_launcher_runs_a_sweep_as_separate_jobs(synthetic_mnist, tmp_pat
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit())
     assert len(jobs) == 2
     for job in jobs:
-        assert json.loads((job / "metrics.json").read_text())["status"] == "ok"
-    assert len((sweep / "results.csv").read_text().strip().splitlines()) == 3
+        assert json.loads((job / "metrics.json").read_text(encoding="utf-8"))["status"] == "ok"
+    assert len((sweep / "results.csv").read_text(encoding="utf-8").strip().splitlines()) == 3
     assert list((sweep / ".submitit").iterdir())  # submitit's own job records

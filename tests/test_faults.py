@@ -115,9 +115,9 @@ def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnis
     command += ["logger=none", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=400"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
-        lock = run_dir / ".lock"
+        lock = run_dir / ".holder"
         deadline = time.monotonic() + 60
-        while f"process {first.pid}" not in (lock.read_text() if lock.exists() else ""):
+        while f"process {first.pid}" not in (lock.read_text(encoding="utf-8") if lock.exists() else ""):
             assert time.monotonic() < deadline and first.poll() is None, "the first resume did not start"
             time.sleep(0.2)
         status, _, err = run_entry("src/train.py", command[2:])  # the second, in this process
@@ -181,12 +181,12 @@ def test_a_full_disk_under_tensorboards_writer_is_named_not_lost(small_disk, cap
 
 
 # A run of the synthetic data (SYNTHETIC: 3 epochs, TensorBoard on) writes, in order: Hydra's .hydra/*.yaml (16 kB
-# in 4 kB pages), .lock, run.json, hparams.yaml (4 kB each), the event file (340 kB by the end), per epoch a best and
-# a last checkpoint of 430 kB each, beside the earlier ones until renamed (1.6 MB at most, in the second epoch), then
-# metrics.json and the HParams session; 1.25 MB in all. Sizes measured to fail in different writes, in that order:
-# .hydra/overrides.yaml, .lock, run.json, hparams.yaml, the event file, the first checkpoint, the second epoch's
-# (last.ckpt of the first left to resume from); and none. (A disk that fills from outside during testing fails in
-# metrics.json: the test above.)
+# in 4 kB pages), .holder (the empty .lock takes no page), run.json, hparams.yaml (4 kB each), the event file (340 kB
+# by the end), per epoch a best and a last checkpoint of 430 kB each, beside the earlier ones until renamed (1.6 MB at
+# most, in the second epoch), then metrics.json and the HParams session; 1.25 MB in all. Sizes measured to fail in
+# different writes, in that order: .hydra/overrides.yaml, .holder, run.json, hparams.yaml, the event file, the first
+# checkpoint, the second epoch's (last.ckpt of the first left to resume from); and none. (A disk that fills from
+# outside during testing fails in metrics.json: the test above.)
 FULL_DISKS = ["12k", "16k", "20k", "28k", "64k", "300k", "1300k", "2m"]
 
 
@@ -212,7 +212,7 @@ def test_a_run_on_a_full_disk_of_any_size_ends_in_one_line_and_resumes(synthetic
             failed.add(re.sub(r"tfevents\..*", "tfevents.*", failing[1]))  # the kind of file
         assert not list(run.rglob("*.tmp")), context  # nothing half-written left behind
         for record in run.glob("*.json"):
-            json.loads(record.read_text())  # whole
+            json.loads(record.read_text(encoding="utf-8"))  # whole
         if (run / "checkpoints" / "last.ckpt").exists():
             epoch = load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"]
             if failing and epoch < 2:
@@ -225,5 +225,5 @@ def test_a_run_on_a_full_disk_of_any_size_ends_in_one_line_and_resumes(synthetic
     resume = [*command, f"ckpt_path={resumable[0] / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path}/resume"]
     result = subprocess.run(resume, capture_output=True, text=True, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((resumable[0] / "metrics.json").read_text())
+    metrics = json.loads((resumable[0] / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["status"] == "ok" and metrics["epochs"] == 3

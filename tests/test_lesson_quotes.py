@@ -24,7 +24,7 @@ import pytest
 
 from conftest import REPO
 
-LESSON = (REPO / "docs" / "lesson_source.txt").read_text()
+LESSON = (REPO / "docs" / "lesson_source.txt").read_text(encoding="utf-8")
 PAGES = ["README.md", "README.zh-CN.md", "docs/lesson.md", "docs/lesson.zh-CN.md", "notebooks/lesson.ipynb"]
 TABLE_HEADERS = ("the lesson, as printed", "课程原文")
 CLAIMS = re.compile(r"as printed|照原样", re.I)
@@ -123,7 +123,7 @@ def page_quotes(page: str) -> tuple[list[Quote], list[str], list[tuple[int, str]
     path = REPO / page
     if path.suffix == ".ipynb":
         quotes, problems, claims = [], [], []
-        for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
             source = "".join(cell["source"])
             name = f"{page}[cell {index}]"
             if cell["cell_type"] == "markdown":
@@ -135,7 +135,7 @@ def page_quotes(page: str) -> tuple[list[Quote], list[str], list[tuple[int, str]
                 lines = source.splitlines()
                 quotes += [quote for n, line in enumerate(lines[1:], 2) for quote in code_line_quote(name, n, line)]
         return quotes, problems, claims
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     quotes, problems = markdown_quotes(page, text)
     return quotes, problems, unsupported_claims(page, text, quotes)
 
@@ -212,4 +212,6 @@ def test_the_check_fails_an_as_printed_claim_without_a_quote():
 
 
 def test_the_lessons_text_is_read_whole():
-    assert Path(REPO / "docs" / "lesson_source.txt").read_text().rstrip().endswith("以关")  # where the source ends
+    assert (
+        Path(REPO / "docs" / "lesson_source.txt").read_text(encoding="utf-8").rstrip().endswith("以关")
+    )  # where the source ends

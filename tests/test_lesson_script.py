@@ -20,7 +20,7 @@ LESSON_SHA256 = "b76bb989f8f69803e6a34c79a6f3280fa3ecc64011b7f770f94804f9f249232
 
 def lesson_listing() -> list[str]:
     """The lines of §5's code blocks (§5.1 to §5.5), in the lesson's order, blank lines left out."""
-    section_5 = LESSON.read_text().split("\n## 5.", 1)[1]
+    section_5 = LESSON.read_text(encoding="utf-8").split("\n## 5.", 1)[1]
     blocks = re.findall(r"```python\n(.*?)```", section_5, flags=re.S)
     assert len(blocks) == 5  # §5.1 imports, §5.2 the network, §5.3 the data, §5.4 training, §5.5 testing
     return [line.rstrip() for block in blocks for line in block.splitlines() if line.strip()]
@@ -62,11 +62,11 @@ def test_the_lessons_text_is_the_copy_received():
 
 
 def test_taking_away_what_is_ours_gives_back_the_lessons_listing_exactly():
-    assert without_ours(SCRIPT.read_text()) == lesson_listing()
+    assert without_ours(SCRIPT.read_text(encoding="utf-8")) == lesson_listing()
 
 
 def test_an_unmarked_change_to_one_of_the_lessons_lines_is_caught():
-    changed = SCRIPT.read_text().replace("lr=0.01, momentum=0.9", "lr=0.1, momentum=0.9")
+    changed = SCRIPT.read_text(encoding="utf-8").replace("lr=0.01, momentum=0.9", "lr=0.1, momentum=0.9")
     assert without_ours(changed) != lesson_listing()
 
 

@@ -89,7 +89,7 @@ def test_mlflow_runs_read_back_with_mlflows_client(synthetic_mnist, tmp_path, te
     assert [point.step for point in history] == list(range(4, 33, 4))
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
     assert run.data.metrics["val/acc_best"] == pytest.approx(
-        json.loads((run_dir / "metrics.json").read_text())["val/acc_best"]
+        json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["val/acc_best"]
     )
     # A resume logs into the same MLflow run; a start-over in the folder replaces it.
     checkpoint = run_dir / "checkpoints" / "last.ckpt"

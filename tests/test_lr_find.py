@@ -30,7 +30,7 @@ def found(synthetic_mnist, tmp_path_factory):
     command = [sys.executable, str(REPO / "src" / "lr_find.py"), *SYNTHETIC, *data_overrides(synthetic_mnist)]
     result = subprocess.run([*command, *SETTINGS, f"hydra.run.dir={folder}"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return result.stdout, json.loads((folder / "lr_find.json").read_text()), folder
+    return result.stdout, json.loads((folder / "lr_find.json").read_text(encoding="utf-8")), folder
 
 
 @pytest.mark.slow
@@ -49,7 +49,7 @@ def test_the_test_says_what_to_train_with_and_writes_its_curve(found):
     assert command.startswith("train with it: python src/train.py data.val_size=200 ")
     assert command.endswith(f"optimizer=sgd logger=none optimizer.lr={steepest:.3g}")
     assert (folder / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
-    assert (folder / "lr_find.csv").read_text().splitlines()[0] == "step,lr,loss,smoothed_loss"
+    assert (folder / "lr_find.csv").read_text(encoding="utf-8").splitlines()[0] == "step,lr,loss,smoothed_loss"
 
 
 class Optimizer:

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 from conftest import REPO
 
 NOTEBOOK = REPO / "notebooks" / "lesson.ipynb"
-LESSON = (REPO / "docs" / "lesson_source.txt").read_text()
+LESSON = (REPO / "docs" / "lesson_source.txt").read_text(encoding="utf-8")
 
 
 def headings() -> list[str]:

@@ -80,7 +80,7 @@ def test_the_wheel_installs_without_the_test_extra_and_imports_every_module(tmp_
     site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True
     ).stdout.strip()
-    (Path(site) / "dependencies.pth").write_text(f"{tmp_path / 'dependencies'}\n")
+    (Path(site) / "dependencies.pth").write_text(f"{tmp_path / 'dependencies'}\n", encoding="utf-8")
 
     checked = subprocess.run([*pip, "check"], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr

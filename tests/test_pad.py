@@ -178,7 +178,7 @@ def test_drawn_mnist_digits_are_read_as_src_predict_reads_the_same_drawing(real_
         env=ENV,
     )
     assert result.returncode == 0, result.stderr
-    predicted = json.loads((tmp_path / "predict" / "predictions.json").read_text())["predictions"]
+    predicted = json.loads((tmp_path / "predict" / "predictions.json").read_text(encoding="utf-8"))["predictions"]
     for page, prediction in zip(pages, predicted, strict=True):
         assert page["digits"] == prediction["digits"]  # the same forward pass on the same image
         texts = [

@@ -10,7 +10,7 @@ from mlplab.training import build
 
 from conftest import REPO
 
-README = (REPO / "README.md").read_text()
+README = (REPO / "README.md").read_text(encoding="utf-8")
 COMMANDS = [
     command.strip()
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S)

@@ -1,5 +1,6 @@
 """Bad input fails fast in one line; divergence, interruption and SIGKILL lose nothing; reruns are identical."""
 
+import codecs
 import json
 import os
 import re
@@ -35,7 +36,7 @@ class Unsafe:
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
-    (folder / "notes.txt").write_text("not a checkpoint")
+    (folder / "notes.txt").write_text("not a checkpoint", encoding="utf-8")
     torch.save({"state_dict": {}, "extra": Unsafe()}, folder / "pickled.ckpt")
     raw = folder / "corrupt" / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -165,6 +166,22 @@ def test_the_quoted_form_that_the_error_suggests_trains_into_a_chinese_folder_wi
     status, stderr = run_train(
         [*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=1", f'hydra.run.dir="{run_dir}"']
     )
+    if codecs.lookup(sys.getfilesystemencoding()).name != "utf-8":  # Linux under zh_CN.GB18030, say
+        assert status == 1 and stderr.splitlines()[-1] == (
+            f"error: {run_dir}: TensorBoard (logger=tensorboard) names its files in UTF-8, and this system names "
+            f"them in {sys.getfilesystemencoding()} (its locale): run Python in UTF-8 mode (set PYTHONUTF8=1, or "
+            "python -X utf8), choose a folder whose name is ASCII, or logger=csv"
+        )
+        assert not (run_dir / "run.json").exists()  # said before anything was written
+        status, stderr = run_train(  # the third way out it offers
+            [
+                *SYNTHETIC,
+                *data_overrides(synthetic_mnist),
+                "trainer.max_epochs=1",
+                f'hydra.run.dir="{run_dir}"',
+                "logger=csv",
+            ]
+        )
     assert status == 0, stderr
     assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["status"] == "ok"
 
@@ -186,7 +203,7 @@ def test_divergence_stops_at_once_and_is_recorded(synthetic_mnist, tmp_path):
     status, stderr = run_train(args)
     assert status == 1
     assert stderr.strip().splitlines()[-1].startswith("diverged: train/loss is nan at epoch 0, step ")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["status"] == "diverged" and metrics["error"].startswith("train/loss is nan")
     assert metrics["epochs"] == 0  # stopped inside the first epoch, not at its end
 
@@ -254,7 +271,7 @@ def uninterrupted(synthetic_mnist, tmp_path_factory) -> dict:
         "src/train.py", [*LONG_RUN, *data_overrides(synthetic_mnist), f"hydra.run.dir={run_dir}"]
     )
     assert status == 0, err
-    return json.loads((run_dir / "metrics.json").read_text())
+    return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.slow
@@ -272,13 +289,13 @@ def test_sigkill_leaves_a_usable_last_checkpoint_and_resuming_matches_the_uninte
     status, out, err = run_entry("src/train.py", [f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'again'}"])
     assert status == 0, err
     assert f"resuming {run_dir}" in out
-    resumed = json.loads((run_dir / "metrics.json").read_text())
+    resumed = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
     # Finished now: resuming it once more is refused in one line, and its results stay as they are.
     status, _, err = run_entry("src/train.py", [f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'third'}"])
     assert status == 1, err
     assert f"ckpt_path={last}: that run had already finished" in err.strip().splitlines()[-1]
-    assert json.loads((run_dir / "metrics.json").read_text()) == resumed
+    assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) == resumed
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -296,10 +313,10 @@ def test_interruption_saves_a_checkpoint_says_how_to_resume_and_resumes_exactly(
     assert last_line.startswith(f"interrupted: {name} at epoch ")
     assert last_line.endswith(f"saved {saved}; resume with: python src/train.py ckpt_path={saved}")
     assert "Traceback" not in stderr
-    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+    assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["status"] == "interrupted"
     status, _, err = run_entry("src/train.py", [f"ckpt_path={saved}", f"hydra.run.dir={tmp_path / 'again'}"])
     assert status == 0, err
-    resumed = json.loads((run_dir / "metrics.json").read_text())
+    resumed = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert {k: resumed[k] for k in FINAL} == {k: uninterrupted[k] for k in FINAL}
 
 
@@ -308,7 +325,7 @@ def test_run_folder_records_what_it_takes_to_repeat_the_run(make_cfg):
 
     cfg = make_cfg("trainer.max_epochs=1", "logger=none")
     train(cfg)
-    record = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
+    record = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text(encoding="utf-8"))
     for package in ("torch", "lightning", "hydra-core", "torchmetrics"):
         assert record["packages"][package] == version(package)
     assert record["python"] == ".".join(map(str, sys.version_info[:3]))
@@ -398,7 +415,7 @@ def test_a_run_killed_after_its_last_checkpoint_is_trained_again_to_the_same_num
     assert {k: again[k] for k in ("test/acc", "test/loss", "epochs")} == {
         k: finished[k] for k in ("test/acc", "test/loss", "epochs")
     }
-    assert json.loads((folder / "metrics.json").read_text())["test/loss"] == finished["test/loss"]
+    assert json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["test/loss"] == finished["test/loss"]
 
 
 PASTED_PATHS = [

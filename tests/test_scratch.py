@@ -35,7 +35,7 @@ from mlplab.scratch.optim import Adam, GradientDescent, Momentum, Optimizer, RMS
 from conftest import REPO, idx_bytes, real_data
 
 SCRIPT = REPO / "scripts" / "from_scratch.py"
-LESSON_PAGE = (REPO / "docs" / "lesson.md").read_text()
+LESSON_PAGE = (REPO / "docs" / "lesson.md").read_text(encoding="utf-8")
 
 
 def numerical_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
@@ -314,4 +314,6 @@ def test_the_worked_example_on_the_lesson_pages_is_what_the_command_prints():
     ).stdout
     assert printed.splitlines()[5] == "y_hat = sigmoid(z2)      = [[0.5622], [0.7311]]"
     for page in ("lesson.md", "lesson.zh-CN.md"):
-        assert f"$ python scripts/worked_example.py\n{printed}```" in (REPO / "docs" / page).read_text(), page
+        assert f"$ python scripts/worked_example.py\n{printed}```" in (REPO / "docs" / page).read_text(
+            encoding="utf-8"
+        ), page

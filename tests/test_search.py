@@ -28,7 +28,7 @@ def search(*args: str) -> subprocess.CompletedProcess:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -63,7 +63,9 @@ def study(synthetic_mnist, tmp_path_factory) -> SimpleNamespace:
     first = search(*args, "search.n_trials=3")
     assert first.returncode == 0, first.stderr
     after_first = SimpleNamespace(
-        trials=trials(folder), rows=read_csv(folder / "results.csv"), table=(folder / "results.md").read_text()
+        trials=trials(folder),
+        rows=read_csv(folder / "results.csv"),
+        table=(folder / "results.md").read_text(encoding="utf-8"),
     )
     load_study(folder).enqueue_trial({"optimizer": "sgd", "optimizer.lr": 1e-4})
     second = search(*args, "search.n_trials=5")
@@ -83,14 +85,14 @@ def test_a_search_writes_its_study_results_and_best_configuration(study):
         lr, dropout = (float(f"{trial.params[key]:.3g}") for key in ("optimizer.lr", "model.dropout"))
         searched = [f"model.dropout={dropout}", f"optimizer={trial.params['optimizer']}", f"optimizer.lr={lr}"]
         assert OmegaConf.load(job / ".hydra" / "overrides.yaml")[-3:] == searched
-        metrics = json.loads((job / "metrics.json").read_text())
+        metrics = json.loads((job / "metrics.json").read_text(encoding="utf-8"))
         assert metrics["val/acc_best"] == trial.value and metrics["epochs"] == 2
         row = next(r for r in rows if r["optimizer.lr"] == str(lr))
         assert float(row["val/acc_best mean"]) == pytest.approx(trial.value)
     assert study.after_first.table in first.stdout
 
     best = max(first_trials, key=lambda t: t.value)  # the first of equals, as Optuna picks
-    best_yaml = (folder / "best.yaml").read_text()
+    best_yaml = (folder / "best.yaml").read_text(encoding="utf-8")
     assert best_yaml.startswith("# @package _global_\n")
     config = OmegaConf.create(best_yaml)
     assert config.defaults == [
@@ -100,12 +102,12 @@ def test_a_search_writes_its_study_results_and_best_configuration(study):
     ]
     assert config.optimizer.lr == float(f"{best.params['optimizer.lr']:.3g}")
     assert "model" not in config and config.trainer.max_epochs == 2
-    assert (study.conf / "experiment" / "search_mlp.yaml").read_text() == best_yaml
-    model_yaml = (folder / "best_model.yaml").read_text()
+    assert (study.conf / "experiment" / "search_mlp.yaml").read_text(encoding="utf-8") == best_yaml
+    model_yaml = (folder / "best_model.yaml").read_text(encoding="utf-8")
     model = OmegaConf.create(model_yaml)
     assert model.defaults == ["mlp", "_self_"] and model.hidden_dims == [64, 32]
     assert model.dropout == float(f"{best.params['model.dropout']:.3g}")
-    assert (study.conf / "model" / "search_mlp.yaml").read_text() == model_yaml
+    assert (study.conf / "model" / "search_mlp.yaml").read_text(encoding="utf-8") == model_yaml
     assert "train it: python src/train.py experiment=search_mlp" in first.stdout
 
 
@@ -127,7 +129,7 @@ def test_a_second_call_resumes_to_the_asked_number_of_trials(study):
 def test_the_best_configuration_trains_as_an_experiment(study, tmp_path):
     folder, conf = study.folder, study.conf
     best = load_study(folder).best_trial
-    expected = json.loads((trial_folder(folder, best.number) / "metrics.json").read_text())
+    expected = json.loads((trial_folder(folder, best.number) / "metrics.json").read_text(encoding="utf-8"))
     cfg = compose_train([f"hydra.searchpath=[file://{conf}]", "experiment=search_mlp"], tmp_path / "run")
     metrics, _ = train(cfg)
     # The same config and seed on the CPU: the very numbers of the best trial.
@@ -147,7 +149,7 @@ def test_unpromising_trials_are_pruned_after_a_validation_epoch(study):
     assert hopeless.state == optuna.trial.TrialState.PRUNED and list(hopeless.intermediate_values) == [0]
     accuracy = hopeless.intermediate_values[0]
     assert accuracy < 0.5
-    metrics = json.loads((trial_folder(folder, 3) / "metrics.json").read_text())
+    metrics = json.loads((trial_folder(folder, 3) / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["status"] == "pruned" and metrics["epochs"] == 1 < 2  # FAST: trainer.max_epochs=2
     assert metrics["val/acc_best"] == accuracy and len(metrics["history"]["val/acc"]) == 1
     assert metrics["error"] == f"MedianPruner stopped it after epoch 0 (val/acc_best {accuracy:.4f})"

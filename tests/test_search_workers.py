@@ -74,7 +74,7 @@ def test_three_workers_started_by_one_command_share_the_budget(synthetic_mnist, 
     workers = [*command(folder, synthetic_mnist, *args), "-m"]
     result = subprocess.run(workers, capture_output=True, text=True, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
-    output = "".join(path.read_text() for path in folder.glob(logs)) if logs else result.stdout
+    output = "".join(path.read_text(encoding="utf-8") for path in folder.glob(logs)) if logs else result.stdout
     study = load(storage)
     done = counted(study)
     # Workers that end trials at the same instant may each start one more: at most workers - 1 = 2 extra.
@@ -83,7 +83,7 @@ def test_three_workers_started_by_one_command_share_the_budget(synthetic_mnist, 
     # The table and the best configuration written once, by the worker that finished the last trial.
     assert output.count("best configuration:") == 1, output
     assert output.count("writes its table and best configuration") == 2
-    with (folder / "results.csv").open() as table:
+    with (folder / "results.csv").open(encoding="utf-8") as table:
         rows = list(csv.DictReader(table))
     assert sum(int(row["seeds"]) for row in rows) == len(done)
     assert (folder / "best.yaml").exists() and {"0", "1", "2"} <= {p.name for p in (folder / "workers").iterdir()}

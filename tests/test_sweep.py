@@ -26,7 +26,7 @@ def multirun(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -49,7 +49,7 @@ def test_one_folder_per_job_named_after_its_overrides(sweep):
     # Named after the overrides that vary, not the many that every job shares (data.data_dir, ...).
     assert jobs == [f"{num}_{optimizer},{seed}" for num, (optimizer, seed) in enumerate(expected)]
     for job in jobs:
-        assert json.loads((folder / job / "metrics.json").read_text())["status"] == "ok"
+        assert json.loads((folder / job / "metrics.json").read_text(encoding="utf-8"))["status"] == "ok"
 
 
 @pytest.mark.slow
@@ -61,13 +61,16 @@ def test_results_group_seeds_with_mean_and_std_sorted_by_validation(sweep):
     )
     for row in rows:
         assert row["seeds"] == "2" and row["status"] == "ok" and row["epochs"] == "2.0"
-        jobs = [json.loads(p.read_text()) for p in folder.glob(f"*_optimizer={row['optimizer']},seed=*/metrics.json")]
+        jobs = [
+            json.loads(p.read_text(encoding="utf-8"))
+            for p in folder.glob(f"*_optimizer={row['optimizer']},seed=*/metrics.json")
+        ]
         losses = [j["test/loss"] for j in jobs]
         assert len(losses) == 2 and losses[0] != losses[1]
         assert float(row["test/loss mean"]) == pytest.approx(sum(losses) / 2)
         assert float(row["test/loss std"]) == pytest.approx(abs(losses[0] - losses[1]) / 2**0.5)
         assert float(row["train_time_s"]) > 0
-    table = (folder / "results.md").read_text()
+    table = (folder / "results.md").read_text(encoding="utf-8")
     assert table.splitlines()[0].startswith("| optimizer | seeds | val/acc_best % | test/acc % | test/loss |")
     assert table in result.stdout  # printed at the end too
     assert (folder / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -126,9 +129,11 @@ def test_rows_group_by_every_swept_key_but_the_seed(tmp_path):
     ):
         job = tmp_path / f"{num}_x"
         (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer={opt}\n- optimizer.lr={lr}\n- seed={seed}\n")
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- optimizer={opt}\n- optimizer.lr={lr}\n- seed={seed}\n", encoding="utf-8"
+        )
         metrics = {"status": "ok", "val/acc_best": 0.9 + num / 100, "test/acc": 0.9, "test/loss": 0.3}
-        (job / "metrics.json").write_text(json.dumps({**metrics, "epochs": 3, "train_time_s": 1.0}))
+        (job / "metrics.json").write_text(json.dumps({**metrics, "epochs": 3, "train_time_s": 1.0}), encoding="utf-8")
     swept, rows = summarize(load_jobs(tmp_path))
     assert swept == ["optimizer", "optimizer.lr"]
     assert [(r["optimizer"], r["optimizer.lr"], r["seeds"]) for r in rows] == [
@@ -164,7 +169,7 @@ def test_parallel_jobs_share_the_cores_and_runs_never_share_a_folder(synthetic_m
     assert result.returncode == 0, result.stderr
     cores = os.cpu_count() or 1
     for record_file in (tmp_path / "sweep").glob("*/run.json"):
-        record = json.loads(record_file.read_text())
+        record = json.loads(record_file.read_text(encoding="utf-8"))
         assert record["torch_threads"] == max(1, cores // min(2, cores))
     # Two single runs started together (same second) in one working folder get two folders.
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}

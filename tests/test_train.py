@@ -33,7 +33,7 @@ def test_run_reports_sane_metrics(trained):
     assert metrics["test/acc"] > 0.9 and 0 < metrics["test/loss"] < 1
     assert metrics["train/l1_penalty"] > 0 and metrics["train/l2_penalty"] > 0
     assert metrics["train_time_s"] > 0
-    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) == metrics
 
 
 def test_run_folder_holds_best_and_last_checkpoints_and_tensorboard_events(trained):
@@ -68,7 +68,7 @@ def test_metrics_json_keeps_every_epoch_when_an_early_epoch_is_tested(make_cfg):
     # Testing a checkpoint restores the callbacks to its epoch; the run's history must not shrink with them.
     metrics, _ = train(make_cfg("callbacks.model_checkpoint.mode=min", "logger=none"))  # the worst val/acc: epoch 0
     assert Path(metrics["best_checkpoint"]).name == "epoch_000.ckpt"
-    saved = json.loads((Path(metrics["best_checkpoint"]).parents[1] / "metrics.json").read_text())
+    saved = json.loads((Path(metrics["best_checkpoint"]).parents[1] / "metrics.json").read_text(encoding="utf-8"))
     assert {name: len(values) for name, values in saved["history"].items()} == {
         "val/acc": 3,
         "val/loss": 3,
@@ -141,7 +141,7 @@ def test_steps_per_execution_changes_the_speed_only(make_cfg, tmp_path):
         events.Reload()
         # Sorted: the HParams session adds a val/acc_best point from another event file, in either order.
         curves = {tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in EPOCH_TAGS + STEP_TAGS}
-        saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+        saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text(encoding="utf-8"))
         runs.append((saved, objects["module"].net.state_dict(), objects["trainer"].global_step, curves))
     (one, weights_one, steps_one, curves_one), (five, weights_five, steps_five, curves_five) = runs
     assert steps_one == steps_five == 3 * 16
@@ -185,7 +185,7 @@ def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path
     assert result.returncode == 0, result.stderr
     # Not a terminal: one line per epoch instead of a progress bar, then the summary.
     assert "epoch 0 (1/2)  train/loss" in result.stdout and "epoch 1 (2/2)" in result.stdout
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert f"test/acc {metrics['test/acc']:.2%}  test/loss {metrics['test/loss']:.4f}" in result.stdout
     assert f"run folder:  {run_dir}" in result.stdout
     assert f"TensorBoard: tensorboard --logdir {run_dir}" in result.stdout

@@ -20,7 +20,10 @@ def commands(page: str) -> list[str]:
 
 @pytest.mark.parametrize(("chinese", "english"), TWINS)
 def test_each_chinese_page_links_its_english_twin_and_back(chinese, english):
-    chinese_page, english_page = (REPO / chinese).read_text(), (REPO / english).read_text()
+    chinese_page, english_page = (
+        (REPO / chinese).read_text(encoding="utf-8"),
+        (REPO / english).read_text(encoding="utf-8"),
+    )
     assert f"]({english.rsplit('/', 1)[-1]})" in chinese_page.splitlines()[0]  # the language switch, first line
     assert f"]({chinese.rsplit('/', 1)[-1]})" in english_page.splitlines()[0]
 
@@ -28,8 +31,8 @@ def test_each_chinese_page_links_its_english_twin_and_back(chinese, english):
 @pytest.mark.parametrize(("chinese", "english"), TWINS)
 def test_every_command_of_a_chinese_page_is_one_of_its_english_twin(chinese, english):
     """So each one runs as the English page's do: tests/test_readme.py composes and builds README's commands."""
-    chinese_commands = commands((REPO / chinese).read_text())
-    english_page = (REPO / english).read_text()
+    chinese_commands = commands((REPO / chinese).read_text(encoding="utf-8"))
+    english_page = (REPO / english).read_text(encoding="utf-8")
     assert chinese_commands, f"{chinese} shows no command"
     for command in chinese_commands:
         assert command in english_page, f"{chinese}: {command!r} is not in {english}"
@@ -37,13 +40,13 @@ def test_every_command_of_a_chinese_page_is_one_of_its_english_twin(chinese, eng
 
 def test_the_chinese_lesson_page_quotes_the_same_code_as_the_english_one():
     row = r"^\| .+ \| `(src/mlplab/\w+\.py:[\w.]+)` \| `(.+)` \|$"
-    english = re.findall(row, (REPO / "docs" / "lesson.md").read_text(), flags=re.M)
-    chinese = re.findall(row, (REPO / "docs" / "lesson.zh-CN.md").read_text(), flags=re.M)
+    english = re.findall(row, (REPO / "docs" / "lesson.md").read_text(encoding="utf-8"), flags=re.M)
+    chinese = re.findall(row, (REPO / "docs" / "lesson.zh-CN.md").read_text(encoding="utf-8"), flags=re.M)
     assert chinese == english  # tests/test_scratch.py checks each against its function
 
 
 def test_the_chinese_readme_has_a_glossary_that_names_the_config_keys():
-    page = (REPO / "README.zh-CN.md").read_text()
+    page = (REPO / "README.zh-CN.md").read_text(encoding="utf-8")
     for term, key in [("学习率", "optimizer.lr"), ("动量", "optimizer.momentum"), ("批量归一化", "batch_norm")]:
         line = next((line for line in page.splitlines() if line.startswith("|") and term in line), "")
         assert key in line, f"the glossary has no row for {term} naming {key}"

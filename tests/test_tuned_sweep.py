@@ -50,7 +50,7 @@ def test_final_runs_use_the_learning_rate_best_on_validation_on_every_seed(tuned
     rows = read_csv(folder / "results.csv")
     assert {r["optimizer"] for r in rows} == {"sgd", "adam"} and rows[0]["verdict"] == "best"
     assert all(r["seeds"] == "2" and r["status"] == "ok" for r in rows)
-    assert (folder / "results.md").read_text() in result.stdout
+    assert (folder / "results.md").read_text(encoding="utf-8") in result.stdout
 
 
 @pytest.mark.slow

@@ -116,7 +116,7 @@ def test_eval_reproduces_the_training_runs_test_metrics(trained, tmp_path, capsy
     assert result["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
     assert result["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-6)
     assert result["images"] == 300 and result["split"] == "test"
-    assert json.loads((tmp_path / "metrics.json").read_text()) == result
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8")) == result
     assert f"test/acc {trained['test/acc']:.2%}  test/loss {trained['test/loss']:.4f}" in capsys.readouterr().out
 
 
@@ -160,7 +160,9 @@ def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tm
     name = Path(trained["best_checkpoint"]).name
     summary = f"test/acc {trained['test/acc']:.2%}  test/loss {trained['test/loss']:.4f}  ({name} on 300 test images)"
     assert summary in out and f"run folder:  {run_dir}" in out
-    assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(trained["test/acc"])
+    assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["test/acc"] == pytest.approx(
+        trained["test/acc"]
+    )
 
 
 def test_eval_command_without_checkpoint_prints_one_error_line(tmp_path):
@@ -265,7 +267,7 @@ def image_folder(tmp_path) -> Path:
     folder.mkdir()
     drawing().save(folder / "a.png")
     ImageOps.colorize(drawing(ink=0, paper=255), "navy", "lightyellow").save(folder / "b.jpg")
-    (folder / "notes.txt").write_text("not an image\n")
+    (folder / "notes.txt").write_text("not an image\n", encoding="utf-8")
     return folder
 
 
@@ -287,7 +289,7 @@ def test_predict_reports_top_k_per_image_and_errors_per_bad_file(trained, image_
     shown = "  ".join(f"{d} ({p:.1%})" for d, p in zip(top.indices.tolist(), top.values.tolist(), strict=True))
     assert f"{image_folder / 'a.png'}: {shown}\n" in out
     assert err == f"error: {image_folder / 'notes.txt'}: not an image (Pillow recognises no image format in it)\n"
-    saved = json.loads((tmp_path / "predictions.json").read_text())
+    saved = json.loads((tmp_path / "predictions.json").read_text(encoding="utf-8"))
     assert saved["errors"] == failed and saved["predictions"][1]["file"] == str(image_folder / "b.jpg")
 
 
@@ -314,7 +316,7 @@ def test_predict_command_reports_good_files_and_fails_for_bad_ones(trained, imag
     assert err.strip().splitlines()[-1] == (
         "error: images/notes.txt: not an image (Pillow recognises no image format in it)"
     )
-    assert len(json.loads((run_dir / "predictions.json").read_text())["predictions"]) == 2
+    assert len(json.loads((run_dir / "predictions.json").read_text(encoding="utf-8"))["predictions"]) == 2
 
 
 def render_as_user_images(images: torch.Tensor, labels: torch.Tensor, folder: Path) -> None:

@@ -1,5 +1,7 @@
 """Checks of the composed config, before anything heavy starts: each names the key, the value, what is allowed."""
 
+import codecs
+import sys
 from dataclasses import replace
 from typing import Any, get_args
 
@@ -162,6 +164,7 @@ def check_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> N
     if cfg.data.val_size == 0:
         check_without_validation(cfg)
     check_accelerator(cfg.trainer)
+    check_folder_name(cfg)
     preflight(cfg)
     if checkpoint is not None:  # one of another network: an error before training
         check_resumable(cfg, checkpoint)
@@ -171,6 +174,19 @@ def check_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> N
         raise InputError(
             "trainer.check_val_every_n_epoch=null: validating every trainer.val_check_interval batches across "
             f"epochs needs steps_per_execution=1 (it is {cfg.steps_per_execution})"
+        )
+
+
+def check_folder_name(cfg: DictConfig) -> None:
+    """TensorBoard names its files in UTF-8 whatever the system's locale: on Linux under another one (zh_CN.GB18030)
+    it cannot find a run folder whose name is not ASCII, and fails mid-run. Said before anything is written."""
+    folder, encoding = str(cfg.paths.output_dir), sys.getfilesystemencoding()
+    tensorboard = any("TensorBoardLogger" in str(c.get("_target_")) for c in (cfg.logger or {}).values() if c)
+    if tensorboard and not folder.isascii() and codecs.lookup(encoding).name != "utf-8":
+        raise InputError(
+            f"{folder}: TensorBoard (logger=tensorboard) names its files in UTF-8, and this system names them in "
+            f"{encoding} (its locale): run Python in UTF-8 mode (set PYTHONUTF8=1, or python -X utf8), choose a "
+            "folder whose name is ASCII, or logger=csv"
         )
 
 

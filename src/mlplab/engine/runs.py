@@ -1,7 +1,6 @@
 """A run's folder and the JSON records it holds: one writer, one record of a failed run, one list of the metrics
 that a run is judged by, and the commands a run prints, quoted to paste."""
 
-import fcntl
 import json
 import os
 import platform
@@ -14,6 +13,8 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from filelock import FileLock, Timeout
 
 from mlplab.errors import InputError
 
@@ -31,7 +32,7 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Like write_json: the old file or the new one, never half; a failure is an OSError naming path."""
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -55,7 +56,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 def read_metrics(folder: Path) -> dict[str, Any]:
     """A run's metrics.json; a run that never wrote one is `incomplete`."""
     metrics_file = folder / "metrics.json"
-    return json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "incomplete"}
+    return json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.exists() else {"status": "incomplete"}
 
 
 def record_failure(folder: Path, message: str) -> None:
@@ -68,27 +69,25 @@ def record_failure(folder: Path, message: str) -> None:
 
 @contextmanager
 def claimed(folder: Path) -> Iterator[None]:
-    """Holds the run folder for this process (an flock on folder/.lock, released when the process ends, however
-    it ends); InputError when another process holds it."""
+    """Holds the run folder for this process (a lock on folder/.lock that the system releases when the process
+    ends, however it ends: flock on Linux and macOS, LockFileEx on Windows); InputError when another process holds
+    it. Who holds it is written in folder/.holder (the lock file itself cannot be read on Windows while held)."""
     folder.mkdir(parents=True, exist_ok=True)
-    # Unbuffered: a write that fails (a full disk) fails once, here, and not again when the file is closed.
-    with (folder / ".lock").open("a+b", buffering=0) as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().decode().strip() or "another process"
-            raise InputError(
-                f"{folder}: {holder} is training in this run folder; wait for it to end (two runs resuming one "
-                "checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        try:
-            lock.write(f"process {os.getpid()}".encode())
-        except OSError as error:  # a full disk: Python's file objects do not name the file
-            raise OSError(error.errno, error.strerror, lock.name) from None
+    lock, holder = FileLock(folder / ".lock", timeout=0), folder / ".holder"
+    try:
+        lock.acquire()
+    except Timeout:
+        held_by = holder.read_text(encoding="utf-8").strip() if holder.exists() else "another process"
+        raise InputError(
+            f"{folder}: {held_by or 'another process'} is training in this run folder; wait for it to end (two runs "
+            "resuming one checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
+        ) from None
+    try:
+        write_text(holder, f"process {os.getpid()}")
         yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
 
 
 def run_folder(checkpoint_path: str | Path) -> Path | None:

@@ -87,7 +87,7 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
 def recorded_config(folder: Path) -> dict[str, Any] | None:
     """The config of the run that last trained in this folder (None: no run started training here)."""
     record = folder / "run.json"
-    return json.loads(record.read_text()).get("config") if record.exists() else None
+    return json.loads(record.read_text(encoding="utf-8")).get("config") if record.exists() else None
 
 
 def refuse_other_config(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:

@@ -188,7 +188,7 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 5))
     for row in rows:
         curves = [
-            json.loads((job / "metrics.json").read_text()).get("history", {}).get("val/acc", [])
+            json.loads((job / "metrics.json").read_text(encoding="utf-8")).get("history", {}).get("val/acc", [])
             for job in row["jobs"]
             if (job / "metrics.json").exists()
         ]
