@@ -31,7 +31,8 @@ def free_port() -> int:
 
 
 class Server:
-    """One server; `url(database)` creates the database and gives its SQLAlchemy URL (driver psycopg)."""
+    """One server; `url(database)` creates the database and gives its SQLAlchemy URL (driver psycopg), without the
+    password, which the `postgres` fixture puts in PGPASSWORD, as README says to."""
 
     def __init__(self, folder: Path, bin_dir: Path) -> None:
         self.folder, self.bin_dir = folder, bin_dir
@@ -58,14 +59,14 @@ class Server:
     def stop(self) -> None:
         self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop")
 
-    def url(self, database: str, password: str | None = None) -> str:
+    def url(self, database: str) -> str:
         import psycopg
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as connection:
             exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
             if not exists:
                 connection.execute(f'CREATE DATABASE "{database}"')
-        return f"postgresql+psycopg://{USER}:{password or self.password}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"  # the password: PGPASSWORD
 
     def dsn(self, database: str) -> str:
         return f"host=127.0.0.1 port={self.port} user={USER} password={self.password} dbname={database}"
@@ -82,7 +83,9 @@ def postgres() -> Iterator[Server]:
     server = Server(folder, bin_dir)
     try:
         server.start()
+        os.environ["PGPASSWORD"] = server.password  # for this process's connections and the processes it starts
         yield server
         server.stop()
     finally:
+        os.environ.pop("PGPASSWORD", None)
         shutil.rmtree(folder, ignore_errors=True)

@@ -17,6 +17,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from mlplab.errors import InputError
+from mlplab.experiments.search.storage import check_no_password
+
 from conftest import REPO, SYNTHETIC, data_overrides, run_entry
 from postgres import free_port
 
@@ -39,11 +42,14 @@ def command(folder: Path, synthetic_mnist, *args: str) -> list[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request, tmp_path) -> str:
-    """A storage URL for the study: SQLite in the test's folder, or a database of its own on the PostgreSQL server."""
+def storage(request, tmp_path, monkeypatch) -> str:
+    """A storage URL for the study: SQLite in the test's folder, or a database of its own on the PostgreSQL server
+    (its password in PGPASSWORD, for the workers this test starts too)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/study.db"
-    return request.getfixturevalue("postgres").url(f"study_{uuid.uuid4().hex[:12]}")
+    url = request.getfixturevalue("postgres").url(f"study_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setitem(ENV, "PGPASSWORD", os.environ["PGPASSWORD"])
+    return url
 
 
 def load(storage: str, name: str = "mlp") -> optuna.Study:
@@ -179,13 +185,13 @@ def test_a_study_searched_with_other_fixed_values_is_refused(synthetic_mnist, tm
     ("url", "message"),
     [
         (
-            "postgresql+psycopg://someone:hunter2@127.0.0.1:1/optuna",
-            r"search.storage=postgresql\+psycopg://someone:\*\*\*@127.0.0.1:1/optuna: cannot connect \(.*\); "
+            "postgresql+psycopg://someone@127.0.0.1:1/optuna",
+            r"search.storage=postgresql\+psycopg://someone@127.0.0.1:1/optuna: cannot connect \(.*\); "
             "start the database server",
         ),
         (
-            "mysql://someone:hunter2@127.0.0.1/optuna",
-            r"search.storage=mysql://someone:\*\*\*@127.0.0.1/optuna: its database driver \(MySQLdb\) is not installed",
+            "mysql://someone@127.0.0.1/optuna",
+            r"search.storage=mysql://someone@127.0.0.1/optuna: its database driver \(MySQLdb\) is not installed",
         ),
         ("nonsense", r"search.storage=nonsense: not a database URL"),
     ],
@@ -197,13 +203,62 @@ def test_a_storage_that_cannot_be_used_is_one_line_and_writes_nothing(synthetic_
     assert status != 0
     [line] = err.strip().splitlines()
     assert re.search(message, line), line
-    assert "hunter2" not in out + err
     assert sorted(p.name for p in folder.iterdir()) == [".hydra", "search.log"]  # Hydra's own: no trial, no study
 
 
+def test_a_password_in_the_storage_url_is_refused_before_anything_is_written(synthetic_mnist, tmp_path):
+    folder = tmp_path / "study"
+    url = "postgresql+psycopg://someone:hunter2@127.0.0.1:1/optuna"
+    status, out, err = in_process(folder, synthetic_mnist, f"search.storage={url}")
+    assert (status, err) == (
+        1,
+        "error: search.storage=postgresql+psycopg://someone:***@127.0.0.1:1/optuna: a password in the URL would be "
+        "written into the study's folder (its .hydra/, the trials' run.json); leave it out and set the environment "
+        "variable PGPASSWORD (PostgreSQL reads it), or write ${oc.env:VARIABLE} in its place\n",
+    )
+    assert "hunter2" not in out and not folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("postgresql+psycopg://someone:hunter2@host/optuna", True),
+        ("postgresql+psycopg://someone:${oc.env:DB_PASSWORD}@host/optuna", False),
+        ("postgresql+psycopg://someone@host/optuna", False),
+        ("postgresql+psycopg://someone:@host/optuna", False),
+        ("sqlite:///outputs/search/mlp/study.db", False),
+    ],
+)
+def test_only_a_password_written_out_in_the_url_is_refused(url, refused):
+    if refused:
+        with pytest.raises(InputError, match=r"someone:\*\*\*@host"):
+            check_no_password(url)
+    else:
+        check_no_password(url)
+
+
 @pytest.mark.slow  # it starts the PostgreSQL server
-def test_a_wrong_password_is_one_line(synthetic_mnist, tmp_path, postgres):
-    url = postgres.url("wrong_password", password="not-the-password")
+@pytest.mark.parametrize("given", ["PGPASSWORD", "oc.env"])
+def test_the_password_is_written_nowhere(synthetic_mnist, tmp_path, postgres, monkeypatch, given):
+    url, password = postgres.url(f"secret_{given.replace('.', '_').lower()}"), os.environ["PGPASSWORD"]
+    if given == "oc.env":  # the password in a variable of the user's own naming, read when the storage opens
+        monkeypatch.delenv("PGPASSWORD")
+        monkeypatch.setenv("MLPLAB_DB_PASSWORD", password)
+        url = url.replace("mlplab@", "mlplab:${oc.env:MLPLAB_DB_PASSWORD}@")
+    folder = tmp_path / "study"
+    status, out, err = in_process(folder, synthetic_mnist, f"search.storage={url}", "search.n_trials=2")
+    assert status == 0, err[-3000:]
+    assert len(load(url.replace("${oc.env:MLPLAB_DB_PASSWORD}", password)).trials) == 2
+    written = [path for path in folder.rglob("*") if path.is_file()]
+    assert len(written) > 20  # run.json, .hydra/, metrics.json, checkpoints, event files, tables, the log
+    assert [path for path in written if password.encode() in path.read_bytes()] == []
+    assert password not in out + err
+
+
+@pytest.mark.slow  # it starts the PostgreSQL server
+def test_a_wrong_password_is_one_line(synthetic_mnist, tmp_path, postgres, monkeypatch):
+    url = postgres.url("wrong_password")
+    monkeypatch.setenv("PGPASSWORD", "not-the-password")
     status, _, err = in_process(tmp_path / "study", synthetic_mnist, f"search.storage={url}")
     assert status != 0
     [line] = err.strip().splitlines()

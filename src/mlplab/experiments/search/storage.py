@@ -2,20 +2,24 @@
 the runs by default, or a PostgreSQL/MySQL server that workers on many machines share), the study opened in it, the
 trials that count."""
 
+import re
 import time
 import warnings
 from functools import partial
+from typing import Any
 
 import optuna
 import sqlalchemy.exc
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from mlplab.cli import reported
 from mlplab.config.diff import differences
 from mlplab.config.overrides import split
 from mlplab.errors import InputError, one_line
@@ -84,7 +88,7 @@ def storage(settings: DictConfig) -> RDBStorage:
         driver = getattr(error, "name", None) or one_line(str(error))
         raise InputError(
             f"search.storage={masked(url)}: its database driver ({driver}) is not installed; for PostgreSQL "
-            "pip install -e '.[postgres]' and write postgresql+psycopg://user:password@host/database"
+            "pip install -e '.[postgres]' and write postgresql+psycopg://user@host/database"
         ) from None
     except sqlalchemy.exc.OperationalError as error:
         reason = one_line(str(error.orig).split("\n")[0]) if error.orig else one_line(str(error))
@@ -95,7 +99,7 @@ def storage(settings: DictConfig) -> RDBStorage:
     except (sqlalchemy.exc.ArgumentError, ValueError) as error:
         raise InputError(
             f"search.storage={masked(url)}: not a database URL ({one_line(str(error))}); e.g. "
-            "sqlite:///study.db or postgresql+psycopg://user:password@host/database"
+            "sqlite:///study.db or postgresql+psycopg://user@host/database"
         ) from None
     # Workers started together each create Optuna's tables if missing: one that loses the race (SQLite: "table
     # already exists", PostgreSQL: a duplicate key) connects again and finds them.
@@ -114,6 +118,31 @@ def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError:
         return url
+
+
+class NoPasswordOnDisk(Callback):
+    """Hydra callback of `python src/search.py`: a storage URL that holds a password is refused before Hydra writes
+    the run's config (.hydra/), the trials their run.json and the workers their logs, all of which would keep it."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with reported():  # Hydra turns a callback's exception into a warning and goes on: this one ends the process
+            check_no_password(OmegaConf.to_container(config.search, resolve=False)["storage"])
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.on_run_start(config)
+
+
+def check_no_password(url: str) -> None:
+    """InputError for a URL as written (before interpolation) with a password in it; ${oc.env:VAR} in its place
+    is read from the environment when the storage opens, and never written."""
+    credentials = re.match(r"[\w+.-]+://([^/@]*)@", url)
+    password = credentials[1].partition(":")[2] if credentials else ""
+    if password and not re.fullmatch(r"\$\{[^}]*\}", password):
+        raise InputError(
+            f"search.storage={masked(url)}: a password in the URL would be written into the study's folder (its "
+            ".hydra/, the trials' run.json); leave it out and set the environment variable PGPASSWORD (PostgreSQL "
+            "reads it), or write ${oc.env:VARIABLE} in its place"
+        )
 
 
 def counted(study: optuna.Study) -> list[FrozenTrial]:
