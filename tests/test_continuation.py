@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,15 +117,24 @@ def test_a_finished_sweep_run_again_trains_nothing(killed, synthetic_mnist):
     assert again.stdout.count("kept: ") == 3 and stamps(folder) == before
 
 
-def test_a_job_folder_of_another_config_is_refused_and_left_as_it_was(killed, synthetic_mnist):
+def test_a_job_folder_of_another_config_is_refused_and_left_as_it_was(killed, synthetic_mnist, tmp_path):
     folder, *_ = killed
     metrics = (folder / JOBS[0] / "metrics.json").read_text(encoding="utf-8")
     other = sweep(folder, synthetic_mnist, "optimizer.weight_decay=0.1")
     assert other.returncode == 1
     [line] = [line for line in other.stderr.splitlines() if line.startswith("error: ")]
-    assert line.startswith(f"error: {folder / JOBS[0]}: this job's folder holds a run of another config")
-    assert "optimizer.weight_decay=0.0 there, 0.1 now" in line
+    assert line.startswith(f"error: hydra.sweep.dir={folder}: this folder holds the sweep of another command")
+    assert "optimizer.weight_decay=(not set) there, 0.1 now" in line
     assert (folder / JOBS[0] / "metrics.json").read_text(encoding="utf-8") == metrics
+    # A folder without the command's record (an earlier version's), or whose conf/ changed since: each job compares
+    # the config its run recorded.
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    (copy / "sweep.json").unlink()
+    other = sweep(copy, synthetic_mnist, "optimizer.weight_decay=0.1")
+    [line] = [line for line in other.stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith(f"error: {copy / JOBS[0]}: this job's folder holds a run of another config")
+    assert "optimizer.weight_decay=0.0 there, 0.1 now" in line
+    assert (copy / JOBS[0] / "metrics.json").read_text(encoding="utf-8") == metrics
 
 
 def test_diverged_jobs_are_kept_unless_sweep_rerun_names_them(synthetic_mnist, tmp_path):

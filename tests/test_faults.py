@@ -108,11 +108,16 @@ def test_a_disk_that_fills_up_ends_in_one_line_and_the_saved_checkpoints_still_l
 
 
 @pytest.mark.slow
-def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnist, tmp_path):
+@pytest.mark.parametrize("into", ["ckpt_path", "hydra.run.dir"])
+def test_a_second_process_training_in_a_held_run_folder_is_refused(synthetic_mnist, tmp_path, into):
     run_dir = tmp_path / "run"
-    train(compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=1"], run_dir, synthetic_mnist))
     command = [sys.executable, str(REPO / "src" / "train.py"), *SYNTHETIC, *data_overrides(synthetic_mnist)]
-    command += ["logger=none", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=400"]
+    if into == "ckpt_path":  # resuming the checkpoint that the first process resumes
+        train(compose_train([*SYNTHETIC, "logger=none", "trainer.max_epochs=1"], run_dir, synthetic_mnist))
+        command += [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"]
+    else:  # the same folder named again: Hydra would rewrite its .hydra/ before the run starts
+        command += [f"hydra.run.dir={run_dir}"]
+    command += ["logger=none", "trainer.max_epochs=400"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
         lock = run_dir / ".holder"
@@ -120,8 +125,10 @@ def test_a_second_process_resuming_the_same_checkpoint_is_refused(synthetic_mnis
         while f"process {first.pid}" not in (lock.read_text(encoding="utf-8") if lock.exists() else ""):
             assert time.monotonic() < deadline and first.poll() is None, "the first resume did not start"
             time.sleep(0.2)
+        recorded = {path: path.stat().st_mtime_ns for path in (run_dir / ".hydra").glob("*")}
         status, _, err = run_entry("src/train.py", command[2:])  # the second, in this process
         assert first.poll() is None  # still training, undisturbed
+        assert {path: path.stat().st_mtime_ns for path in (run_dir / ".hydra").glob("*")} == recorded
     finally:
         first.terminate()
         first.wait(timeout=60)

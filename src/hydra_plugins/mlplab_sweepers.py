@@ -21,10 +21,42 @@ CHOSEN_BY = "val/acc_best"
 
 class NamedSweeper(BasicSweeper):
     """Hydra's basic sweeper; a job's folder (and TensorBoard run) is named by the overrides that vary in the sweep,
-    `3_optimizer=adam,seed=0`, not by every override in alphabetical order."""
+    `3_optimizer=adam,seed=0`, not by every override in alphabetical order. The sweep folder is held while the jobs
+    run, and is the folder of one command (mlplab/experiments/sweep_folder.py); a job that an earlier run of the
+    command trained keeps its folder, whatever its number now."""
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from mlplab.experiments.sweep_folder import sweeping
+
+        sweep_dir = Path(self.config.hydra.sweep.dir).resolve()
+        adding = bool(self.config.get("sweep", {}).get("add", False))
+        with sweeping(sweep_dir, [*self._parse_config(), *arguments], adding) as command:
+            returns = self.launch_all(arguments)
+            command["jobs"] = self.job_folders(returns, sweep_dir)
+        return returns
+
+    def launch_all(self, arguments: list[str]) -> Any:
+        return super().sweep(arguments)
+
+    def job_folders(self, returns: list[list[JobReturn]], sweep_dir: Path) -> list[str]:
+        """The folders (names in sweep_dir) of the jobs this command ran."""
+        folders = (Path(job.hydra_cfg.hydra.runtime.output_dir).resolve() for batch in returns for job in batch)
+        return sorted({folder.name for folder in folders if folder.parent == sweep_dir})
 
     def get_job_batch(self) -> list[list[str]]:
-        return named(super().get_job_batch(), [job for batch in self.overrides for job in batch], self.config)
+        from mlplab.experiments.sweep_folder import existing_jobs, job_key
+
+        batch = named(super().get_job_batch(), [job for batch in self.overrides for job in batch], self.config)
+        trained = existing_jobs(Path(self.config.hydra.sweep.dir))
+        return [
+            [*job, f"hydra.sweep.subdir={_quoted(trained[job_key(job)])}"] if job_key(job) in trained else job
+            for job in batch
+        ]
+
+
+def _quoted(value: str) -> str:
+    """A value in quotes for Hydra's parser: a folder name of a sweep job holds = and ,."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def named(batch: list[list[str]], sweep: list[list[str]], config: Any) -> list[list[str]]:
@@ -65,8 +97,9 @@ class TuneThenTrain(NamedSweeper):
         super().__init__(max_batch_size, params)
         self.tuned, self.grid, self.budget = tuned, list(grid), list(budget)
         self.seeds, self.tune_seed = seeds, tune_seed
+        self.lost: list[str] = []  # folders of the configurations that got no final runs
 
-    def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+    def launch_all(self, arguments: list[str]) -> list[list[JobReturn]]:
         from mlplab.errors import InputError
         from mlplab.experiments.sweep import report
 
@@ -86,7 +119,7 @@ class TuneThenTrain(NamedSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         tune_dir = sweep_dir / "tune"
-        quoted = "'" + str(tune_dir).replace("'", "\\'") + "'"  # quoted: any folder name is one value to Hydra
+        quoted = _quoted(str(tune_dir))  # any folder name is one value to Hydra
         trials = [
             _merged(c, [f"{self.tuned}={v}", f"seed={self.tune_seed}", *self.budget, f"hydra.sweep.dir={quoted}"])
             for c in configurations
@@ -118,7 +151,11 @@ class TuneThenTrain(NamedSweeper):
                 f"(see {tune_dir}/results.md)"
             )
             _record_lost(sweep_dir / f"{number}_{folder_name(name)}", configuration, message)
+            self.lost.append(f"{number}_{folder_name(name)}")
         return returns
+
+    def job_folders(self, returns: list[list[JobReturn]], sweep_dir: Path) -> list[str]:
+        return sorted({*super().job_folders(returns, sweep_dir), *self.lost})  # with the configurations left out
 
     def _launch(self, batch: list[list[str]]) -> list[JobReturn]:
         batch = named(batch, batch, self.config)

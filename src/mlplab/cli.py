@@ -11,16 +11,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlplab.config.overrides import NAME_LIMIT
 from mlplab.engine import distributed
-from mlplab.engine.runs import record_failure
+from mlplab.engine.runs import claimed, record_failure
 from mlplab.errors import InputError, Interrupted, RunStopped, SweepRefused, one_line
 
 # Sweep job folders are named after their overrides. Registered on import, not by the entry points: a joblib or
@@ -185,6 +187,17 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
         record_failure(Path(output_dir), message)
     finally:
         distributed.release()
+
+
+class FolderNotHeld(Callback):
+    """Hydra callback of `python src/train.py`: a run into a folder that another process trains in is refused
+    before Hydra rewrites the folder's .hydra/ (a sweep's folder: its sweeper, mlplab.experiments.sweep_folder)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(config.hydra.run.dir)
+        if folder.is_dir():
+            with reported(), claimed(folder):  # Hydra would turn an exception here into a warning, and go on
+                pass
 
 
 def run(main: Callable[[], object]) -> None:

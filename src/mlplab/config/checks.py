@@ -18,6 +18,7 @@ from mlplab.config.overrides import command_line
 from mlplab.config.preflight import preflight
 from mlplab.config.rules import (
     BATCHES,
+    FLAG,
     PATH,
     RANGES,
     SEED,
@@ -63,6 +64,7 @@ CONFIG_RULES: list[Rule] = [
         f"a list of statuses among {', '.join(RERUNNABLE)}",
         refused=["ok"],
     ),
+    Rule("sweep.add", *FLAG, refused="yes"),
     Rule("sweep.tune.grid", *list_of(within("(0, inf)")), refused=[0.1, -1]),  # learning rates
     Rule("sweep.tune.epochs", *within("[1, inf)", "integer"), refused=0),
     # search (conf/search.yaml): its numbers; the names, the metric, the storage and the space are checked by

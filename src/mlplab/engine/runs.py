@@ -67,21 +67,25 @@ def record_failure(folder: Path, message: str) -> None:
         print(f"error: cannot record the failure in {error.filename}: {error.strerror}", file=sys.stderr, flush=True)
 
 
+# What claimed() says of a run folder that another process holds.
+TRAINING_HERE = (
+    "is training in this run folder; wait for it to end (two runs resuming one checkpoint would overwrite each "
+    "other's), or resume from a copy of the checkpoint"
+)
+
+
 @contextmanager
-def claimed(folder: Path) -> Iterator[None]:
+def claimed(folder: Path, busy: str = TRAINING_HERE) -> Iterator[None]:
     """Holds the run folder for this process (a lock on folder/.lock that the system releases when the process
     ends, however it ends: flock on Linux and macOS, LockFileEx on Windows); InputError when another process holds
-    it. Who holds it is written in folder/.holder (the lock file itself cannot be read on Windows while held)."""
+    it, saying `busy`. Who holds it is in folder/.holder (the lock file itself cannot be read on Windows while held)."""
     folder.mkdir(parents=True, exist_ok=True)
     lock, holder = FileLock(folder / ".lock", timeout=0), folder / ".holder"
     try:
         lock.acquire()
     except Timeout:
         held_by = holder.read_text(encoding="utf-8").strip() if holder.exists() else "another process"
-        raise InputError(
-            f"{folder}: {held_by or 'another process'} is training in this run folder; wait for it to end (two runs "
-            "resuming one checkpoint would overwrite each other's), or resume from a copy of the checkpoint"
-        ) from None
+        raise InputError(f"{folder}: {held_by or 'another process'} {busy}") from None
     try:
         write_text(holder, f"process {os.getpid()}")
         yield

@@ -18,9 +18,10 @@ from mlplab.config.overrides import split
 from mlplab.engine.hparams import sweep_hparams
 from mlplab.engine.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
 from mlplab.experiments.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
+from mlplab.experiments.sweep_folder import commands_by_job, read_record
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
-NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.rerun"}
+NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.rerun", "sweep.add"}
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Job:
     overrides: dict[str, str]
     metrics: dict[str, Any]
     seed: int
+    commands: list[int]  # the numbers of the commands that ran it (sweep.json), from 1
 
 
 def _seed(folder: Path, overrides: dict[str, str]) -> int:
@@ -40,12 +42,16 @@ def _seed(folder: Path, overrides: dict[str, str]) -> int:
 
 
 def load_jobs(sweep_dir: Path) -> list[Job]:
-    """The jobs under a sweep folder, finished or not."""
+    """The jobs of a sweep folder's commands (sweep.json; every job under a folder without it), finished or not."""
+    made = commands_by_job(sweep_dir)
     jobs = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         folder = overrides_file.parents[1]
+        if made is not None and folder.name not in made:
+            continue  # a job of a command that is no longer the folder's (e.g. a seed of a larger count)
         overrides = dict(split(o) for o in OmegaConf.load(overrides_file) if "=" in o)
-        jobs.append(Job(folder, overrides, read_metrics(folder), _seed(folder, overrides)))
+        commands = made[folder.name] if made else [1]
+        jobs.append(Job(folder, overrides, read_metrics(folder), _seed(folder, overrides), commands))
     return sorted(jobs, key=lambda j: int(j.folder.name.split("_")[0]) if j.folder.name[0].isdigit() else 0)
 
 
@@ -84,6 +90,7 @@ def summarize(jobs: list[Job]) -> tuple[list[str], list[dict[str, Any]]]:
         row["status"] = "ok" if set(statuses) == {"ok"} else ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
         row["error"] = next((job.metrics["error"] for job in members if job.metrics.get("error")), "")
         row["jobs"] = [job.folder for job in members]
+        row["commands"] = ", ".join(map(str, sorted({n for job in members for n in job.commands})))
         rows.append(row)
     # Chosen by validation accuracy only: the test set is for reporting, never for picking.
     rows.sort(key=lambda r: -r["val/acc_best mean"] if not math.isnan(r["val/acc_best mean"]) else math.inf)
@@ -149,14 +156,15 @@ def _verdict(row: dict[str, Any]) -> str:
 COMPARED = ("val/acc_best", "test/acc")  # shown against the best in the Markdown table; results.csv has all
 
 
-def markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
+def markdown(swept: list[str], rows: list[dict[str, Any]], commands: list[list[str]] | None = None) -> str:
     """The results as a Markdown table: accuracies in %, mean ± std [95% interval] over seeds, the differences from
-    the best row (paired over shared seeds) and a verdict."""
-    header = [*swept, "seeds", "val/acc_best %", "test/acc %", "test/loss"]
+    the best row (paired over shared seeds) and a verdict; with several `commands` (sweep.add), which made each row."""
+    several = len(commands or []) > 1
+    header = [*swept, *(["command"] if several else []), "seeds", "val/acc_best %", "test/acc %", "test/loss"]
     header += [f"{name} vs best" for name in COMPARED] + ["verdict", "epochs", "time (s)", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [str(row[k]) for k in swept] + [str(row["seeds"])]
+        cells = [str(row[k]) for k in swept] + ([row["commands"]] if several else []) + [str(row["seeds"])]
         cells += [_cell(name, row) for name in REPORTED_METRICS]
         cells += [_difference(name, row) for name in COMPARED] + [_verdict(row)]
         cells += ["-" if math.isnan(row["epochs"]) else f"{row['epochs']:g}"]
@@ -169,6 +177,8 @@ def markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
         "row is the one with the highest mean val/acc_best; the verdict is on val/acc_best. 'They detect': the "
         f"smallest difference these seeds find with power {POWER:.0%} at α {ALPHA:.2g}.",
     ]
+    if several:
+        lines += ["", "Commands:", *(f"{n}. `{' '.join(c)}`" for n, c in enumerate(commands or [], start=1))]
     errors = [f"- {', '.join(str(r[k]) for k in swept) or 'run'}: {r['error']}" for r in rows if r["error"]]
     return "\n".join(lines + (["", "Errors:", *errors] if errors else [])) + "\n"
 
@@ -211,8 +221,10 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
 def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """Writes results.csv, results.md and results.png into sweep_dir and returns the table."""
     swept, rows = summarize(load_jobs(sweep_dir))
+    commands = [entry["command"] for entry in read_record(sweep_dir) or []]
     parts = ("mean", "std", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p")
-    columns = [*swept, "seeds", *(f"{m} {part}" for m in REPORTED_METRICS for part in parts)]
+    columns = [*swept, *(["commands"] if len(commands) > 1 else []), "seeds"]
+    columns += [f"{m} {part}" for m in REPORTED_METRICS for part in parts]
     columns += ["verdict", "detectable", "epochs", "train_time_s", "status", "error"]
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
@@ -220,7 +232,7 @@ def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     writer.writerows(rows)
     # Written whole or not at all (a full disk: the earlier table stays), and the failure names the file.
     write_text(sweep_dir / "results.csv", table.getvalue())
-    write_text(sweep_dir / "results.md", markdown(swept, rows))
+    write_text(sweep_dir / "results.md", markdown(swept, rows, commands))
     plot(swept, rows, sweep_dir / "results.png")
     return swept, rows
 
@@ -228,7 +240,8 @@ def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
 def report(sweep_dir: Path) -> bool:
     """Writes and prints a sweep's results; True when every job ended ok."""
     swept, rows = write_results(sweep_dir)
-    print(f"\n{markdown(swept, rows)}\nresults: {sweep_dir}/results.{{csv,md,png}}", flush=True)
+    commands = [entry["command"] for entry in read_record(sweep_dir) or []]
+    print(f"\n{markdown(swept, rows, commands)}\nresults: {sweep_dir}/results.{{csv,md,png}}", flush=True)
     return all(row["status"] == "ok" for row in rows)
 
 
