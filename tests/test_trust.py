@@ -3,19 +3,21 @@ the family its key allows, from mlplab, torch, Lightning or a trusted package), 
 naming the file, the key and the target, with nothing built and nothing written."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from mlplab.config.trust import check_targets
+from mlplab.config.overrides import split
+from mlplab.config.trust import check_overrides, check_targets
 from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 from mlplab.module import Classifier
 from mlplab.use.trained import load_trained
 
-from conftest import run_entry
+from conftest import SYNTHETIC, data_overrides, run_entry
 
 LEGACY = Path(__file__).parent / "data" / "v0.1.0_mlp16_l2_dropout_onecycle.ckpt"
 
@@ -90,3 +92,42 @@ def test_the_labs_own_checkpoints_and_trusted_packages_pass():
         InputError, match="refused model._target_=collections.OrderedDict: not a subclass of mlplab.models"
     ):
         check_targets(foreign, "ckpt_path=x.ckpt", trusted=("collections",))
+
+
+def test_a_resume_refuses_a_target_that_the_runs_recorded_overrides_set(synthetic_mnist, tmp_path):
+    run_dir, victim = tmp_path / "run", tmp_path / "created_by_the_file"
+    base = [*SYNTHETIC, *data_overrides(synthetic_mnist), "logger=none", "trainer.max_epochs=1"]
+    assert run_entry("src/train.py", [*base, f"hydra.run.dir={run_dir}"])[0] == 0
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    planted = ["+callbacks.evil._target_=pathlib.Path.touch", f"+callbacks.evil.self={victim}"]
+    saved.write_text(saved.read_text(encoding="utf-8") + "".join(f"- {o}\n" for o in planted), encoding="utf-8")
+    resume = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2"]
+    status, _, err = run_entry("src/train.py", [*resume, f"hydra.run.dir={tmp_path / 'resume'}"])
+    assert (status, err.strip().splitlines()[-1]) == (
+        1,
+        f"error: {saved}: refused +callbacks.evil._target_=pathlib.Path.touch: overrides read from a file choose "
+        "options and set values, not what is built; if it is yours, give it on the command line",
+    )
+    assert not victim.exists()
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 0  # not trained on
+
+
+@pytest.mark.parametrize(
+    ("override", "refused"),
+    [
+        ("model._target_=builtins.open", True),
+        ("+callbacks.x._target_=os.system", True),
+        ("loss._args_=[1]", True),
+        ("~model._partial_", True),
+        ("model=cnn", False),
+        ("optimizer.lr=0.1", False),
+        ("+trainer.target=1", False),
+    ],
+)
+def test_overrides_from_a_file_may_not_set_what_is_built(override, refused):
+    if refused:
+        with pytest.raises(InputError, match=re.escape(f"run.yaml: refused {override}: overrides read from a file")):
+            check_overrides([override], "run.yaml")
+        check_overrides([override], "run.yaml", typed={split(override)[0]})  # the command line's own: allowed
+    else:
+        check_overrides([override], "run.yaml")

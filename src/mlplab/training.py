@@ -16,7 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.config.checks import check_config
+from mlplab.config.overrides import split
 from mlplab.config.rules import without_ranges
+from mlplab.config.trust import check_overrides
 from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState
 from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.engine.distributed import use_job_commands
@@ -164,7 +166,9 @@ def resumed_config(cfg: DictConfig) -> DictConfig:
     if not (saved and saved.is_file()):
         return cfg
     hydra_cfg = HydraConfig.get()
-    overrides = [*OmegaConf.load(saved), *hydra_cfg.overrides.task]  # later ones win
+    recorded = list(OmegaConf.load(saved))
+    check_overrides(recorded, str(saved), {split(o)[0] for o in hydra_cfg.overrides.task})
+    overrides = [*recorded, *hydra_cfg.overrides.task]  # later ones win
     print(f"resuming {folder} with: {' '.join(overrides)}", flush=True)
     return compose(config_name=hydra_cfg.job.config_name, overrides=overrides)
 

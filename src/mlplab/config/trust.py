@@ -2,14 +2,16 @@
 `Classifier.load_from_checkpoint`): only classes of the family each key allows, from the lab's own modules, torch or
 Lightning, or from packages the user trusts by name (`trusted_modules`). Hydra's `instantiate` calls any importable
 callable a `_target_` names, so a shared checkpoint could otherwise run code: every target is checked before anything
-is imported from an untrusted module, built or written. What the user types on the command line or writes in conf/
-stays theirs to choose, and is not checked here.
+is imported from an untrusted module, built or written. Overrides read back from a file (a run's
+.hydra/overrides.yaml on resume, a study's best trial) choose options and set values, never what is built. What the
+user types on the command line or writes in conf/ stays theirs to choose, and is not checked here.
 """
 
 import importlib
 from collections.abc import Iterator
 from typing import Any
 
+from mlplab.config.overrides import split
 from mlplab.errors import InputError
 
 TRUSTED = ("mlplab", "torch", "lightning")  # the top-level packages whose classes a file may name
@@ -71,3 +73,16 @@ def check_targets(node: dict[str, Any], source: str, trusted: tuple[str, ...] = 
         base = getattr(importlib.import_module(allowed[0]), allowed[1])
         if not (isinstance(found, type) and issubclass(found, base)):
             raise InputError(f"{source}: refused {shown}: not a subclass of {allowed[0]}.{allowed[1]}")
+
+
+def check_overrides(overrides: list[str], source: str, typed: set[str] | frozenset[str] = frozenset()) -> None:
+    """InputError naming `source` and the override, for the first override read from a file that sets a Hydra key
+    (`model._target_=...`, `+callbacks.x._target_=...`, `loss._args_=...`), unless this command line sets that key
+    itself (`typed`): the user's own choice then replaces the file's."""
+    for override in overrides:
+        key = split(override)[0]
+        if key not in typed and any(part in HYDRA_KEYS for part in key.split(".")):
+            raise InputError(
+                f"{source}: refused {override}: overrides read from a file choose options and set values, not what "
+                "is built; if it is yours, give it on the command line"
+            )

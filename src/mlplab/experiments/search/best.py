@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.config.trust import check_overrides
 from mlplab.engine.runs import REPO, write_text
 from mlplab.experiments.search.storage import counted
 
@@ -28,6 +29,8 @@ def write_best(study: optuna.Study, cfg: DictConfig) -> Path:
         f"Train it: python src/train.py experiment={name}  (command-line values still win, e.g. trainer.max_epochs=20)",
     ]
     choices = HydraConfig.get().runtime.choices
+    # From the storage, which other workers (or whoever shares the database) write: checked like a file's.
+    check_overrides(best.user_attrs["overrides"], f"search.study_name={settings.study_name}: trial {best.number}")
     experiment, model = best_configs(best.user_attrs["overrides"], set(choices), choices["model"], name, header)
     experiment_dir = Path(settings.experiment_dir) if settings.experiment_dir else REPO / "conf" / "experiment"
     for text, saved, group_dir in ((experiment, "best.yaml", experiment_dir), (model, "best_model.yaml", None)):
