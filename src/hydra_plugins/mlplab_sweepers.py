@@ -6,6 +6,7 @@ They live in the hydra_plugins namespace because Hydra instantiates sweepers onl
 """
 
 import math
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,34 @@ class NamedSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir).resolve()
         adding = bool(self.config.get("sweep", {}).get("add", False))
         with sweeping(sweep_dir, [*self._parse_config(), *arguments], adding) as command:
-            returns = self.launch_all(arguments)
-            command["jobs"] = self.job_folders(returns, sweep_dir)
+            try:
+                returns = self.launch_all(arguments)
+            except SystemExit as stop:  # Ctrl-C or SIGTERM in a job (mlplab.cli.job): the table of what finished
+                if stop.code not in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+                    raise
+                command["jobs"] = self.planned_folders(sweep_dir) or command["jobs"]
+                interrupted = stop
+            else:
+                command["jobs"], interrupted = self.job_folders(returns, sweep_dir), None
+        if interrupted:  # now that sweep.json lists the jobs
+            self.write_table(sweep_dir)
+            raise interrupted
         return returns
+
+    def planned_folders(self, sweep_dir: Path) -> list[str]:
+        """The folders of this command's jobs that exist (those it reached before it stopped)."""
+        from mlplab.experiments.sweep_folder import existing_jobs, job_key
+
+        trained = existing_jobs(sweep_dir)
+        planned = [job for batch in getattr(self, "overrides", []) for job in batch]
+        return sorted({trained[job_key(job)] for job in planned if job_key(job) in trained})
+
+    @staticmethod
+    def write_table(sweep_dir: Path) -> None:
+        from mlplab.experiments.sweep import write_results
+
+        write_results(sweep_dir)
+        print(f"the table of the jobs that finished: {sweep_dir / 'results.md'}", flush=True)
 
     def launch_all(self, arguments: list[str]) -> Any:
         return super().sweep(arguments)

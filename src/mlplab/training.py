@@ -3,16 +3,18 @@
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlplab.config.checks import check_config
@@ -24,9 +26,11 @@ from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
 from mlplab.engine.distributed import use_job_commands
 from mlplab.engine.execution import ProgressBar, trainer_arguments
 from mlplab.engine.hparams import log_hparams, tensorboard
-from mlplab.engine.runs import claimed, run_folder, run_record, shell_word, write_json, write_text
+from mlplab.engine.runs import claimed, read_metrics, run_folder, run_record, shell_word, write_json, write_text
 from mlplab.errors import AlreadyFinished, RunStopped
 from mlplab.module import Classifier
+
+T = TypeVar("T")
 
 
 def build(
@@ -111,32 +115,38 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
             write_text(hparams_file, OmegaConf.to_yaml(recorded))
 
         start = time.perf_counter()
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-        except RunStopped as stop:
-            record = _write_metrics(
-                trainer,
-                output_dir,
-                _metrics(trainer.callback_metrics),
-                _history(trainer),
-                start,
-                status=stop.status,
-                error=str(stop),
-            )
-            log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
-            raise
-        if cfg.ckpt_path and trainer.global_step == resumed_at:
-            # Testing now would replace the run's metrics.json with one that lacks its validation results.
-            raise AlreadyFinished(
-                f"ckpt_path={cfg.ckpt_path}: that run had already finished, nothing was left to train "
-                f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps={trainer.max_steps}, or its early "
-                f"stopping); to train on, raise them, e.g. trainer.max_epochs={trainer.max_epochs + 5}"
-            )
-        metrics = _metrics(trainer.callback_metrics)
-        history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
-        chosen = trainer.checkpoint_callback and cfg.data.val_size > 0  # else: the final weights
-        best = trainer.checkpoint_callback.best_model_path if chosen else ""
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
+        [interruption] = [c for c in trainer.callbacks if isinstance(c, Interruption)]
+        with interruption.catching():
+            try:
+                _stage(interruption, trainer, "the sanity check", trainer.fit, module, datamodule=datamodule,
+                      ckpt_path=cfg.ckpt_path, weights_only=True)  # fmt: skip
+            except RunStopped as stop:
+                record = _write_metrics(
+                    trainer,
+                    output_dir,
+                    _metrics(trainer.callback_metrics),
+                    _history(trainer),
+                    start,
+                    status=stop.status,
+                    error=str(stop),
+                )
+                log_hparams(trainer, cfg, record)  # a sweep's diverged or pruned runs stay in its HParams table
+                raise
+            metrics = _metrics(trainer.callback_metrics)
+            history = _history(trainer)  # now: testing a checkpoint restores every callback to that epoch's state
+            if cfg.ckpt_path and trainer.global_step == resumed_at:
+                # Testing now would replace the run's metrics.json with one that lacks its validation results,
+                # unless the run stopped in its test stage: its record holds them.
+                metrics, history, start = _untested(output_dir, cfg, trainer)
+            chosen = trainer.checkpoint_callback and cfg.data.val_size > 0  # else: the final weights
+            best = trainer.checkpoint_callback.best_model_path if chosen else ""
+            try:
+                tested = _stage(interruption, trainer, "the test stage", trainer.test, module, datamodule=datamodule,
+                               ckpt_path=best or None, weights_only=True, verbose=False)  # fmt: skip
+            except RunStopped as stop:  # what training reached stays, for the resume that tests it
+                _write_metrics(trainer, output_dir, metrics, history, start, status=stop.status, error=str(stop),
+                               best_checkpoint=best, stage="test")  # fmt: skip
+                raise
         metrics = _write_metrics(
             trainer, output_dir, {**metrics, **_metrics(tested[0])}, history, start, best_checkpoint=best
         )
@@ -144,6 +154,31 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         if trainer.is_global_zero:
             print(summary(metrics, output_dir), flush=True)
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer}
+
+
+def _stage(interruption: Interruption, trainer: pl.Trainer, name: str, call: Callable[..., T], *args: Any,
+          **kwargs: Any) -> T:  # fmt: skip
+    """trainer.fit or trainer.test; Lightning's SIGTERMException (a SystemExit with status 0, raised by its loops
+    outside training, where its handler is in place: the sanity check, the test stage) as an interruption."""
+    try:
+        return call(*args, **kwargs)
+    except SIGTERMException:
+        raise interruption.interrupted(name, trainer) from None
+
+
+def _untested(output_dir: Path, cfg: DictConfig, trainer: pl.Trainer) -> tuple[dict[str, float], dict, float]:
+    """For a resume that had nothing left to train: (metrics, history, start time) of the run's record when it
+    stopped in its test stage; otherwise AlreadyFinished."""
+    earlier = read_metrics(output_dir)
+    if earlier.get("status") == "interrupted" and earlier.get("stage") == "test":
+        facts = ("epochs", "train_time_s", "status", "error", "stage", "history", "best_checkpoint")
+        metrics = {name: value for name, value in earlier.items() if name not in facts}
+        return metrics, earlier["history"], time.perf_counter() - earlier["train_time_s"]
+    raise AlreadyFinished(
+        f"ckpt_path={cfg.ckpt_path}: that run had already finished, nothing was left to train "
+        f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps={trainer.max_steps}, or its early "
+        f"stopping); to train on, raise them, e.g. trainer.max_epochs={trainer.max_epochs + 5}"
+    )
 
 
 def cpu_threads(cfg: DictConfig) -> int | None:

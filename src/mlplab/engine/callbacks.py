@@ -4,6 +4,8 @@ graceful interruption."""
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +91,16 @@ class RandomState(Callback):
 
 
 class Interruption(Callback):
-    """Ctrl-C or SIGTERM ends training after the current training step, once checkpoints/interrupted.ckpt is saved.
+    """Ctrl-C or SIGTERM, in any stage of a run, ends it cleanly (exit 130 or 143; train() records `interrupted`):
 
-    Stopping between Lightning's training steps keeps the checkpoint consistent (no half-applied optimizer step), and
-    the training loader resumes the epoch at the next batch. A second Ctrl-C stops at once, without a checkpoint.
+    - in training, after the current training step, once checkpoints/interrupted.ckpt is saved: stopping between
+      Lightning's steps keeps the checkpoint consistent (no half-applied optimizer step), and the training loader
+      resumes the epoch at the next batch;
+    - in the sanity check, at once: nothing was trained, the same command starts again;
+    - in the test stage, at once: training had finished, and a resume of last.ckpt tests it.
+
+    A second Ctrl-C stops at once, without a checkpoint. Lightning raises its own SIGTERMException in its evaluation
+    loops, outside training; train() reports it through `interrupted`.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -107,11 +115,32 @@ class Interruption(Callback):
             raise KeyboardInterrupt
         self.received = signum
 
+    @contextmanager
+    def catching(self) -> Iterator[None]:
+        """Receives the signals around a run's fit and test (training.train), in the sanity check and the test stage
+        too, where Lightning's handlers would end the process with status 0 and no record."""
+        if threading.current_thread() is not threading.main_thread():  # Python delivers signals there only
+            yield
+            return
+        previous = {s: signal.signal(s, self._receive) for s in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
     def on_train_start(self, trainer: Trainer, module: LightningModule) -> None:
         # Here, after Lightning has set its own SIGTERM handler (which would end the run without a checkpoint).
-        self.received = None
-        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
+        if threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self._receive) for s in self.SIGNALS}
+
+    def on_validation_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
+        if self.received is not None and trainer.sanity_checking:
+            raise self.interrupted("the sanity check", trainer)
+
+    def on_test_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
+        if self.received is not None:
+            raise self.interrupted("the test stage", trainer)
 
     def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
         # After the epoch's last batch comes its validation: a checkpoint from before it would resume without it.
@@ -129,6 +158,19 @@ class Interruption(Callback):
             f"{name} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {self.path}; "
             f"resume with: python src/train.py {pasted('ckpt_path', str(self.path))}",
             self.received,
+        )
+
+    def interrupted(self, stage: str, trainer: Trainer, signum: int = signal.SIGTERM) -> Interrupted:
+        """The stop in the sanity check or the test stage (nothing to save: before training, or after it)."""
+        signum = self.received or signum
+        name = signal.Signals(signum).name
+        if stage == "the sanity check":
+            return Interrupted(f"{name} in the sanity check, before training; run the same command again", signum)
+        last = Path(getattr(trainer.checkpoint_callback, "last_model_path", "") or self.path.parent / "last.ckpt")
+        return Interrupted(
+            f"{name} in the test stage, after training; test it with: python src/train.py "
+            f"{pasted('ckpt_path', str(last))}",
+            signum,
         )
 
     def _restore_signals(self) -> None:
