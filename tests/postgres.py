@@ -52,8 +52,15 @@ class Server:
         self.run(
             str(self.bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256", f"--pwfile={pwfile}"
         )
+        self.restart()
+
+    def restart(self) -> None:
+        """Starts the server (again, after stop: a database that went away and came back); running, it stays so."""
+        status = [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "status"]
+        if subprocess.run(status, capture_output=True).returncode == 0:
+            return
         options = f"-p {self.port} -h 127.0.0.1 -k {self.folder}"
-        log = self.folder / "server.log"
+        log, data = self.folder / "server.log", self.folder / "data"
         self.run(str(self.bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
 
     def stop(self) -> None:

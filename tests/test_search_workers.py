@@ -16,9 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import fail_stale_trials
 
 from mlplab.errors import InputError
-from mlplab.experiments.search.storage import check_no_password
+from mlplab.experiments.search.storage import ReconnectingStorage, check_no_password
 
 from conftest import REPO, SYNTHETIC, data_overrides, run_entry
 from postgres import free_port
@@ -298,3 +299,116 @@ def test_the_dashboard_shows_a_finished_study(synthetic_mnist, tmp_path):
     finally:
         server.terminate()
         server.wait()
+
+
+@pytest.mark.slow  # it stops and starts the PostgreSQL server
+def test_a_database_that_goes_away_briefly_is_waited_for_and_the_search_ends_as_usual(
+    synthetic_mnist, tmp_path, postgres, monkeypatch
+):
+    monkeypatch.setitem(ENV, "PGPASSWORD", os.environ["PGPASSWORD"])
+    url, folder = postgres.url(f"brief_{uuid.uuid4().hex[:8]}"), tmp_path / "study"
+    base = command(folder, synthetic_mnist, f"search.storage={url}", "search.n_trials=2", "trainer.max_epochs=30")
+    base += ["search.heartbeat_interval=1", "search.grace_period=20", "search.reconnect_for=60"]
+    search = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        while not list(folder.glob("0_*/checkpoints/last.ckpt")):
+            assert search.poll() is None, search.stderr.read()[-3000:]
+            time.sleep(0.05)
+        postgres.stop()  # a restart: heartbeats and the trial's pruning reports fail for a few seconds
+        time.sleep(4)
+    finally:
+        postgres.restart()
+    out, err = search.communicate(timeout=600)
+    assert search.returncode == 0, err[-3000:]
+    study = load(url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # none failed, none run twice
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow  # it stops and starts the PostgreSQL server
+def test_a_trial_whose_heartbeats_fail_stops_training_and_is_taken_over_after_the_grace_period(
+    synthetic_mnist, tmp_path, postgres, monkeypatch
+):
+    monkeypatch.setitem(ENV, "PGPASSWORD", os.environ["PGPASSWORD"])
+    url, folder = postgres.url(f"gone_{uuid.uuid4().hex[:8]}"), tmp_path / "study"
+    base = command(folder, synthetic_mnist, f"search.storage={url}", "search.n_trials=2", "trainer.max_epochs=40")
+    base += [*QUICK_HEARTBEATS, "search.reconnect_for=60"]  # longer than the grace period: the heartbeats decide
+    search = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        while not list(folder.glob("0_*/checkpoints/last.ckpt")):
+            assert search.poll() is None, search.stderr.read()[-3000:]
+            time.sleep(0.05)
+        postgres.stop()
+        out, err = search.communicate(timeout=120)  # gone for good, as far as this worker can tell
+    finally:
+        postgres.restart()
+    assert search.returncode == 1, err[-3000:]
+    line = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"error: search\.storage=postgresql\+psycopg://mlplab@127\.0\.0\.1:\d+/gone_\w+: trial 0: its heartbeats could "
+        r"not be written for \d s \(.+\); it stopped training so that no two workers train it \(another worker takes "
+        r"it over from its checkpoints after search\.grace_period\); run the same command again once the database "
+        r"answers",
+        line,
+    ), line
+    assert "Traceback" not in err
+    [trial] = load(url).trials
+    assert trial.state.name == "RUNNING"  # nothing recorded: the database was away
+    epochs = json.loads((next(folder.glob("0_*")) / "run.json").read_text(encoding="utf-8"))  # the folder is whole
+    assert epochs["config"]["trainer"]["max_epochs"] == 40
+    # The database is back: the same command fails the silent trial after the grace period, takes it over and ends.
+    again = subprocess.run(base, capture_output=True, text=True, env=ENV, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "runs trial 0 again, whose worker stopped sending heartbeats: resuming from" in again.stdout
+    assert [t.state.name for t in load(url).trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_sqlite_stops_the_worker_in_one_line_after_reconnect_for(synthetic_mnist, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("mounting a small tmpfs (a disk that fills up) needs root")
+    try:
+        url, folder = f"sqlite:///{disk}/study.db", tmp_path / "study"
+        base = command(folder, synthetic_mnist, f"search.storage={url}", "search.reconnect_for=2")
+        assert subprocess.run([*base, "search.n_trials=1"], capture_output=True, env=ENV).returncode == 0
+        filler = disk / "filler"
+        with filler.open("wb") as f:  # the rest of the disk
+            while True:
+                try:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+                except OSError:
+                    break
+        full = subprocess.run([*base, "search.n_trials=3"], capture_output=True, text=True, env=ENV, timeout=300)
+        assert full.returncode == 1
+        assert "Traceback" not in full.stderr
+        assert full.stderr.strip().splitlines()[-1] == (
+            f"error: search.storage={url}: the database could not be reached or written (database or disk is full) "
+            "for search.reconnect_for=2 s; the study is as it was: run the same command again once it can"
+        )
+        filler.unlink()
+        again = subprocess.run([*base, "search.n_trials=3"], capture_output=True, text=True, env=ENV, timeout=300)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert len(counted(load(url))) == 3
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_running_trial_that_never_wrote_a_heartbeat_is_failed_after_the_grace_period(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    store = ReconnectingStorage(url, reconnect_for=1, heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=store)
+    study.ask()  # running, and its worker gone before its first heartbeat (Optuna's own check never fails it)
+    fail_stale_trials(study)
+    assert study.trials[0].state.name == "RUNNING"  # within the grace period
+    time.sleep(1.5)
+    fail_stale_trials(study)
+    assert study.trials[0].state.name == "FAIL"
+    plain = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    other = optuna.load_study(study_name=study.study_name, storage=plain)
+    other.ask()
+    time.sleep(1.5)
+    fail_stale_trials(other)
+    assert other.trials[1].state.name == "RUNNING"  # what Optuna's storage alone leaves

@@ -74,6 +74,7 @@ CONFIG_RULES: list[Rule] = [
     Rule("search.heartbeat_interval", *within("[1, inf)", "integer"), refused=0),  # Optuna's: whole seconds
     Rule("search.grace_period", *within("[1, inf)", "integer"), refused=0),
     Rule("search.retries", *within("[0, inf)", "integer"), refused=-1),
+    Rule("search.reconnect_for", *within("[0, inf)"), refused=-1),
     Rule("search.worker", *within("[0, inf)", "integer"), refused=-1),
     # lr_find (conf/lr_find.yaml): max_lr > min_lr is checked by mlplab.experiments.lr_find.
     Rule("lr_find.min_lr", *within("(0, inf)"), refused=0),

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from mlplab.errors import Interrupted
 from mlplab.experiments.search.best import write_best
 from mlplab.experiments.search.space import check, searched_overrides, searched_space, train_overrides
-from mlplab.experiments.search.storage import counted, masked, open_study
+from mlplab.experiments.search.storage import StorageLost, counted, masked, open_study, storage
 from mlplab.experiments.search.trials import run_trial
 from mlplab.experiments.search.workers import work
 from mlplab.experiments.sweep import report
@@ -21,14 +21,23 @@ from mlplab.experiments.sweep import report
 
 def search(cfg: DictConfig) -> None:
     """Run trials until the study holds search.n_trials, then (the worker that finished its last trial) print and
-    write the results table and the best configuration."""
+    write the results table and the best configuration. A database that goes away for longer than
+    search.reconnect_for ends the worker in one line."""
+    try:
+        _search(cfg)
+    except StorageLost as lost:
+        sys.exit(f"error: search.storage={masked(cfg.search.storage)}: {lost}")
+
+
+def _search(cfg: DictConfig) -> None:
     settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
     parsed = train_overrides()
     fixed = [o.input_line for o in parsed]
     distributions = searched_space(settings.space, {o.key_or_group for o in parsed})
     check(cfg, distributions, fixed)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the lab says in its own words what happens to a trial
-    study = open_study(settings, distributions, fixed)
+    store = storage(settings)
+    study = open_study(settings, store, distributions, fixed)
     print(
         f"study {settings.study_name}: {len(counted(study))} of {settings.n_trials} trials done; "
         f"searching {', '.join(distributions)}; stored in {masked(settings.storage)}",
@@ -36,7 +45,7 @@ def search(cfg: DictConfig) -> None:
     )
     started = datetime.now()  # the clock Optuna's trial times are read on (local, naive)
     try:
-        ran = work(study, partial(run_trial, study, distributions, fixed, cfg), settings)
+        ran = work(study, partial(run_trial, study, store, distributions, fixed, cfg), settings)
     except Interrupted as stop:  # run_trial said where, and how to resume
         sys.exit(stop.exit_code)
 

@@ -3,9 +3,12 @@ the runs by default, or a PostgreSQL/MySQL server that workers on many machines 
 trials that count."""
 
 import re
+import sys
 import time
 import warnings
-from functools import partial
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial, wraps
 from typing import Any
 
 import optuna
@@ -15,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
@@ -28,12 +31,14 @@ from mlplab.errors import InputError, one_line
 warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 
-def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution], fixed: list[str]) -> optuna.Study:
-    """The study of search.study_name in search.storage: created by the first call, loaded by the next ones (and by
-    the other workers), which must search it with the same fixed overrides."""
+def open_study(
+    settings: DictConfig, store: "ReconnectingStorage", distributions: dict[str, BaseDistribution], fixed: list[str]
+) -> optuna.Study:
+    """The study of search.study_name in `store` (storage(settings)): created by the first call, loaded by the next
+    ones (and by the other workers), which must search it with the same fixed overrides."""
     pruner = instantiate(settings.pruner) if settings.pruner else optuna.pruners.NopPruner()
     study = optuna.create_study(
-        storage=storage(settings),
+        storage=store,
         study_name=settings.study_name,
         direction=settings.direction,
         pruner=pruner,
@@ -66,12 +71,14 @@ def open_study(settings: DictConfig, distributions: dict[str, BaseDistribution],
     return study
 
 
-def storage(settings: DictConfig) -> RDBStorage:
+def storage(settings: DictConfig) -> "ReconnectingStorage":
     """search.storage as an Optuna storage whose running trials send heartbeats; InputError if it cannot be used."""
     url = str(settings.storage)
     connect = partial(
-        RDBStorage,
+        ReconnectingStorage,
         url,
+        reconnect_for=settings.reconnect_for,
+        engine_kwargs={"pool_pre_ping": True},  # a connection the server dropped (a restart) is replaced, not used
         heartbeat_interval=settings.heartbeat_interval,
         grace_period=settings.grace_period,
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
@@ -110,6 +117,112 @@ def storage(settings: DictConfig) -> RDBStorage:
             if attempt == 2:
                 raise
             time.sleep(1)
+
+
+class StorageLost(BaseException):
+    """The storage stopped answering for longer than search.reconnect_for, or a running trial's heartbeats could not
+    be written for nearly search.grace_period. A BaseException: neither the trial nor Optuna may record anything
+    (they could not), and the trial stays running in the storage, for a worker to fail and retry it when it answers."""
+
+
+# What a database that went away raises (a stopped server, a dropped connection, a full disk under SQLite).
+GONE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+def _gone(error: BaseException) -> str | None:
+    """The reason in one line, when the error says that the database went away; None for another error."""
+    cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else error
+    if isinstance(cause, GONE):
+        return one_line(str(cause.orig).split("\n")[0]) if cause.orig else one_line(str(cause))
+    return None
+
+
+class ReconnectingStorage(RDBStorage):
+    """Optuna's RDBStorage that outlasts a database going away for a while (a server restarted, a network cut):
+    every call is tried again with growing pauses for up to `reconnect_for` seconds, then StorageLost. Heartbeats,
+    which Optuna writes from a thread that an error would end, are never raised: a trial whose heartbeats fail for
+    nearly the grace period is marked lost, and its training stops (HeartbeatWatch, trials.py) before another worker
+    may take it over. A running trial that never wrote a heartbeat (the database went away as it started) is stale
+    after the grace period too; Optuna's own check skips it."""
+
+    def __init__(self, url: str, *, reconnect_for: float, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.reconnect_for = reconnect_for
+        self.written: dict[int, float] = {}  # trial id -> when its last heartbeat was written (or first tried)
+        self.lost: dict[int, str] = {}  # trial id -> why its heartbeats could not be written
+        self.numbers: dict[int, int] = {}  # trial id -> its number, for the message
+
+    def check_heartbeats(self) -> None:
+        """StorageLost for a trial of this worker whose heartbeats could not be written for nearly the grace period:
+        after it, another worker may fail the trial and train it again, and two workers must never train one trial."""
+        for trial_id, reason in self.lost.items():
+            raise StorageLost(
+                f"trial {self.numbers.get(trial_id, '?')}: its heartbeats could not be written {reason}; it stopped "
+                "training so that no two workers train it (another worker takes it over from its checkpoints after "
+                "search.grace_period); run the same command again once the database answers"
+            )
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.written.setdefault(trial_id, time.monotonic())
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:
+            silent = time.monotonic() - self.written[trial_id]
+            if silent >= self.grace_period - self.heartbeat_interval:  # one heartbeat before the others see it
+                self.lost[trial_id] = f"for {silent:.0f} s ({_gone(error) or one_line(str(error))})"
+            return
+        self.written[trial_id] = time.monotonic()
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        from optuna.storages._rdb import models  # the heartbeat table: no public call tells whether a trial has one
+
+        stale = super()._get_stale_trial_ids(study_id)
+        now = datetime.now()  # the clock Optuna's datetime_start is written on (the worker's, local and naive)
+        with self.scoped_session() as session:
+            for trial in (
+                session.query(models.TrialModel)
+                .filter(models.TrialModel.study_id == study_id, models.TrialModel.state == TrialState.RUNNING)
+                .all()
+            ):
+                started = trial.datetime_start
+                if not trial.heartbeats and started and (now - started).total_seconds() > self.grace_period:
+                    stale.append(trial.trial_id)
+        return stale
+
+
+def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` tried again while the database is away, for up to the storage's reconnect_for seconds."""
+
+    @wraps(method)
+    def call(self: ReconnectingStorage, *args: Any, **kwargs: Any) -> Any:
+        pause, waited = 0.5, 0.0
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as error:
+                if (reason := _gone(error)) is None:
+                    raise
+                self.check_heartbeats()  # waiting on would let another worker take the trial over meanwhile
+                if waited + pause > self.reconnect_for:
+                    raise StorageLost(
+                        f"the database could not be reached or written ({reason}) for "
+                        f"search.reconnect_for={self.reconnect_for} s; the study is as it was: run the same command "
+                        "again once it can"
+                    ) from None
+                if waited == 0:
+                    again = f"trying again for up to {self.reconnect_for} s"
+                    print(f"the database cannot be reached or written ({reason}); {again}", file=sys.stderr, flush=True)
+                time.sleep(pause)
+                waited, pause = waited + pause, min(2 * pause, 10.0)
+
+    return call
+
+
+# Every call that reaches the database: BaseStorage's, and those that Optuna's cache in front of the study's storage
+# makes instead (its _CachedStorage: the private ones).
+CALLS = {"get_trial_id_from_study_id_trial_number", "_create_new_trial", "_get_best_trial_id", "_get_trials"}
+for _name in sorted(BaseStorage.__abstractmethods__ | CALLS | {"_set_trial_param", "_get_stale_trial_ids"}):
+    setattr(ReconnectingStorage, _name, _retried(getattr(ReconnectingStorage, _name)))
 
 
 def masked(url: str) -> str:

@@ -20,7 +20,7 @@ from mlplab.engine.runs import record_failure, write_text
 from mlplab.errors import InputError, Interrupted, RunStopped
 from mlplab.experiments.continuation import newest_checkpoint, resume
 from mlplab.experiments.search.space import searched_overrides, suggest
-from mlplab.experiments.search.storage import counted
+from mlplab.experiments.search.storage import ReconnectingStorage, StorageLost, counted
 from mlplab.training import train
 
 
@@ -30,6 +30,7 @@ class TrialFailed(Exception):
 
 def run_trial(
     study: optuna.Study,
+    store: ReconnectingStorage,
     distributions: dict[str, BaseDistribution],
     fixed: list[str],
     cfg: DictConfig,
@@ -55,7 +56,7 @@ def run_trial(
         trial_cfg = compose(config_name="train", overrides=overrides)
         with open_dict(trial_cfg):
             trial_cfg.paths.output_dir = str(folder)
-        pruning = [PruneOnValidation(trial, cfg.search.metric)]
+        pruning = [PruneOnValidation(trial, cfg.search.metric), HeartbeatWatch(store, trial)]
         metrics, _ = resume(trial_cfg, resumed, pruning) if resumed else train(trial_cfg, pruning)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: stop the whole search, which the same command resumes
         trial.set_user_attr("status", "interrupted")
@@ -76,6 +77,8 @@ def run_trial(
         trial.set_user_attr("status", "failed")
         print(f"failed: trial {trial.number}: {message}", file=sys.stderr, flush=True)
         raise TrialFailed(message) from None
+    except StorageLost:  # nothing can be written: the trial stays running, for a worker to take over
+        raise
     except BaseException:  # e.g. Lightning's exit on a Ctrl-C outside the training loop: not a finished trial
         trial.set_user_attr("status", "interrupted")
         raise
@@ -139,3 +142,16 @@ class PruneOnValidation(Callback):
     def on_train_epoch_start(self, trainer: Trainer, module: LightningModule) -> None:
         if self.verdict:
             raise Pruned(self.verdict)
+
+
+class HeartbeatWatch(Callback):
+    """Stops the trial's training once its heartbeats could not be written for nearly search.grace_period (the
+    database went away; ReconnectingStorage.check_heartbeats). The trial's folder stays as a killed worker's would,
+    for the worker that takes it over."""
+
+    def __init__(self, store: ReconnectingStorage, trial: Trial) -> None:
+        self.storage = store
+        store.numbers[trial._trial_id] = trial.number  # heartbeats are written by the trial's id
+
+    def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: object) -> None:
+        self.storage.check_heartbeats()
