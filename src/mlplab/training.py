@@ -22,7 +22,7 @@ from mlplab.config.overrides import split
 from mlplab.config.rules import without_ranges
 from mlplab.config.trust import check_overrides
 from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState
-from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
+from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint, relocate
 from mlplab.engine.distributed import use_job_commands
 from mlplab.engine.execution import ProgressBar, trainer_arguments
 from mlplab.engine.hparams import log_hparams, tensorboard
@@ -92,6 +92,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         with open_dict(cfg):
             cfg.paths.output_dir = str(resumed)
     output_dir = Path(cfg.paths.output_dir)
+    if checkpoint is not None:  # its run folder may have been moved since: the paths it records follow it
+        relocate(checkpoint, output_dir / "checkpoints")
     if threads := cpu_threads(cfg):
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

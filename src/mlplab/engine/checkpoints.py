@@ -1,6 +1,7 @@
 """Checkpoint files: written atomically, read only through torch's weights_only loading."""
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,24 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"{key}={path}: not a Lightning checkpoint (it has no state_dict)")
     return checkpoint
+
+
+def relocate(checkpoint: dict[str, Any], checkpoints: Path) -> None:
+    """A checkpoint of a run folder that was moved (or copied) to where `checkpoints` is: its ModelCheckpoint states
+    point there instead of the old place. Lightning keeps the best score and the best-k files only when the folder
+    it saves to is the one the state names: otherwise a resumed run's first epoch would count as its best."""
+    new = os.path.realpath(checkpoints)
+    for state in checkpoint.get("callbacks", {}).values():
+        old = state.get("dirpath") if isinstance(state, dict) else None
+        if not old or old == new:
+            continue
+
+        def moved(path: str, old: str = old) -> str:
+            return new + path[len(old) :] if path and path.startswith(old + os.sep) else path
+
+        state["dirpath"] = new
+        for key in ("best_model_path", "last_model_path", "kth_best_model_path"):
+            if isinstance(state.get(key), str):
+                state[key] = moved(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}

@@ -9,6 +9,7 @@ The comparison reads the config each run records in its run.json (Hydra rewrites
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,25 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
 
 
 def recorded_config(folder: Path) -> dict[str, Any] | None:
-    """The config of the run that last trained in this folder (None: no run started training here)."""
+    """The config of the run that last trained in this folder (None: no run started training here), its paths in
+    the folder where it is now (a sweep folder moved elsewhere continues there)."""
     record = folder / "run.json"
-    return json.loads(record.read_text(encoding="utf-8")).get("config") if record.exists() else None
+    if not record.exists():
+        return None
+    config = json.loads(record.read_text(encoding="utf-8")).get("config")
+    old = (config or {}).get("paths", {}).get("output_dir")
+    return _moved(config, old, str(folder)) if old and old != str(folder) else config
+
+
+def _moved(value: Any, old: str, new: str) -> Any:
+    """value with every path in the folder `old` made a path in `new`."""
+    if isinstance(value, dict):
+        return {key: _moved(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_moved(item, old, new) for item in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old) :]
+    return value
 
 
 def refuse_other_config(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:
