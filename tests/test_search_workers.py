@@ -301,19 +301,26 @@ def test_the_dashboard_shows_a_finished_study(synthetic_mnist, tmp_path):
         server.wait()
 
 
+def searching_on_the_server(postgres, monkeypatch, synthetic_mnist, folder: Path, *settings: str):
+    """(storage URL, command, process) of a search of 2 trials on a database of its own on the PostgreSQL server,
+    started and returned once its trial 0 has saved a checkpoint (it trains on)."""
+    monkeypatch.setitem(ENV, "PGPASSWORD", os.environ["PGPASSWORD"])
+    url = postgres.url(f"study_{uuid.uuid4().hex[:12]}")
+    base = [*command(folder, synthetic_mnist, f"search.storage={url}", "search.n_trials=2"), *settings]
+    search = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    while not list(folder.glob("0_*/checkpoints/last.ckpt")):
+        assert search.poll() is None, search.stderr.read()[-3000:]
+        time.sleep(0.05)
+    return url, base, search
+
+
 @pytest.mark.slow  # it stops and starts the PostgreSQL server
 def test_a_database_that_goes_away_briefly_is_waited_for_and_the_search_ends_as_usual(
     synthetic_mnist, tmp_path, postgres, monkeypatch
 ):
-    monkeypatch.setitem(ENV, "PGPASSWORD", os.environ["PGPASSWORD"])
-    url, folder = postgres.url(f"brief_{uuid.uuid4().hex[:8]}"), tmp_path / "study"
-    base = command(folder, synthetic_mnist, f"search.storage={url}", "search.n_trials=2", "trainer.max_epochs=30")
-    base += ["search.heartbeat_interval=1", "search.grace_period=20", "search.reconnect_for=60"]
-    search = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    settings = ["trainer.max_epochs=30", "search.heartbeat_interval=1", "search.grace_period=20"]
+    url, _, search = searching_on_the_server(postgres, monkeypatch, synthetic_mnist, tmp_path / "study", *settings)
     try:
-        while not list(folder.glob("0_*/checkpoints/last.ckpt")):
-            assert search.poll() is None, search.stderr.read()[-3000:]
-            time.sleep(0.05)
         postgres.stop()  # a restart: heartbeats and the trial's pruning reports fail for a few seconds
         time.sleep(4)
     finally:
@@ -329,15 +336,11 @@ def test_a_database_that_goes_away_briefly_is_waited_for_and_the_search_ends_as_
 def test_a_trial_whose_heartbeats_fail_stops_training_and_is_taken_over_after_the_grace_period(
     synthetic_mnist, tmp_path, postgres, monkeypatch
 ):
-    monkeypatch.setitem(ENV, "PGPASSWORD", os.environ["PGPASSWORD"])
-    url, folder = postgres.url(f"gone_{uuid.uuid4().hex[:8]}"), tmp_path / "study"
-    base = command(folder, synthetic_mnist, f"search.storage={url}", "search.n_trials=2", "trainer.max_epochs=40")
-    base += [*QUICK_HEARTBEATS, "search.reconnect_for=60"]  # longer than the grace period: the heartbeats decide
-    search = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    folder = tmp_path / "study"
+    # search.reconnect_for (60 s by default) longer than the grace period: the heartbeats decide
+    settings = ["trainer.max_epochs=40", *QUICK_HEARTBEATS]
+    url, base, search = searching_on_the_server(postgres, monkeypatch, synthetic_mnist, folder, *settings)
     try:
-        while not list(folder.glob("0_*/checkpoints/last.ckpt")):
-            assert search.poll() is None, search.stderr.read()[-3000:]
-            time.sleep(0.05)
         postgres.stop()
         out, err = search.communicate(timeout=120)  # gone for good, as far as this worker can tell
     finally:
@@ -345,10 +348,10 @@ def test_a_trial_whose_heartbeats_fail_stops_training_and_is_taken_over_after_th
     assert search.returncode == 1, err[-3000:]
     line = err.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"error: search\.storage=postgresql\+psycopg://mlplab@127\.0\.0\.1:\d+/gone_\w+: trial 0: its heartbeats could "
-        r"not be written for \d s \(.+\); it stopped training so that no two workers train it \(another worker takes "
-        r"it over from its checkpoints after search\.grace_period\); run the same command again once the database "
-        r"answers",
+        r"error: search\.storage=postgresql\+psycopg://mlplab@127\.0\.0\.1:\d+/study_\w+: trial 0: its heartbeats "
+        r"could not be written for \d s \(.+\); it stopped training so that no two workers train it \(another worker "
+        r"takes it over from its checkpoints after search\.grace_period\); run the same command again once the "
+        r"database answers",
         line,
     ), line
     assert "Traceback" not in err
