@@ -3,13 +3,17 @@
 import json
 import math
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from mlplab.experiments.comparison import detectable_effect, holm
+from mlplab.experiments.comparison import detectable_effect, holm, seeds_needed
 from mlplab.experiments.sweep import load_jobs, markdown, summarize, write_results
+
+from conftest import REPO
 
 
 def make_sweep(folder, runs: dict[str, dict[int, float | None]]) -> None:
@@ -142,3 +146,75 @@ def test_holm_is_applied_over_the_rows(tmp_path):
         for values in ([0.950, 0.953, 0.951], [0.975, 0.980, 0.972])
     ]
     assert [rows["sgd"]["val/acc_best p"], rows["rmsprop"]["val/acc_best p"]] == pytest.approx(holm(raw))
+
+
+def test_each_compared_row_says_in_how_many_seeds_it_beat_the_best_and_the_seeds_its_difference_needs(tmp_path):
+    best = {0: 0.970, 1: 0.972, 2: 0.969, 3: 0.973, 4: 0.971}
+    close = {0: 0.971, 1: 0.970, 2: 0.968, 3: 0.972, 4: 0.969}  # beats it at seed 0 only
+    make_sweep(tmp_path, {"adam": best, "sgd": close})
+    rows = rows_by_optimizer(tmp_path)
+    differences = [close[s] - best[s] for s in range(5)]
+    spread, mean = statistics.stdev(differences), statistics.fmean(differences)
+    needed = rows["sgd"]["seeds_needed"]
+    # The fewest seeds whose detectable difference (power 80%, α 0.05) is no larger than the one observed.
+    assert detectable_effect(needed) * spread <= abs(mean) < detectable_effect(needed - 1) * spread
+    assert rows["sgd"]["wins"] == 1 and rows["adam"]["wins"] == ""
+    table = markdown(["optimizer"], list(rows.values()))
+    assert f"beat it in 1 of 5 seeds; {needed} seeds tell it apart" in table
+
+
+def test_seeds_needed_has_the_power_it_claims_and_says_when_it_is_out_of_reach():
+    rng = np.random.default_rng(0)
+    difference, spread = 0.001, 0.002
+    n = seeds_needed(difference, spread)
+    detected = [
+        stats.ttest_rel(difference + spread * rng.standard_normal(n), np.zeros(n)).pvalue < 0.05 for _ in range(4000)
+    ]
+    assert statistics.fmean(detected) == pytest.approx(0.8, abs=0.03)  # the power it was planned for
+    assert seeds_needed(0.00001, 0.01) is None and seeds_needed(0.0, 0.01) is None  # beyond MAX_SEEDS, or never
+    assert seeds_needed(0.001, 0.0) == 2
+
+
+def test_plan_seeds_answers_for_a_difference_the_user_names(tmp_path):
+    rng = np.random.default_rng(3)
+    make_sweep(tmp_path, {name: dict(enumerate(0.97 + 0.002 * rng.standard_normal(4))) for name in ("adam", "sgd")})
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "plan_seeds.py"), str(tmp_path), "--difference", "0.1"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = rows_by_optimizer(tmp_path)
+    other = max(rows.values(), key=lambda r: r["val/acc_best mean"] if r["verdict"] != "best" else -1)
+    spread = other["val/acc_best comparison"].spread
+    assert f"| {other['optimizer']} | 4 | {spread * 100:.3f} | " in result.stdout
+    assert result.stdout.strip().endswith(f"| {seeds_needed(0.001, spread) or 'more than 100'} |")
+
+
+def test_compare_two_runs_and_two_sweeps(tmp_path):
+    for name, lr, acc in (("a", 0.01, 0.95), ("b", 0.1, 0.97)):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = {"optimizer": {"lr": lr}, "paths": {"output_dir": str(folder)}, "seed": 0}
+        (folder / "run.json").write_text(json.dumps({"config": config}), encoding="utf-8")
+        metrics = {"val/acc_best": acc, "test/acc": acc, "test/loss": 1 - acc, "epochs": 3, "train_time_s": 1.0}
+        (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    compare = [sys.executable, str(REPO / "scripts" / "compare.py")]
+    runs = subprocess.run([*compare, str(tmp_path / "a"), str(tmp_path / "b")], capture_output=True, text=True)
+    assert runs.returncode == 0, runs.stderr
+    assert "- optimizer.lr: 0.01 in A, 0.1 in B" in runs.stdout and "paths" not in runs.stdout
+    assert "val/acc_best  95.00  97.00  2.00" in runs.stdout
+
+    for name, shift in (("sweep_a", 0.0), ("sweep_b", 0.002)):
+        make_sweep(tmp_path / name, {"adam": {s: 0.97 + shift + 0.001 * (s % 2) for s in range(4)}})
+        for job in (tmp_path / name).iterdir():
+            config = {"optimizer": {"lr": 0.01 + shift}, "paths": {"output_dir": str(job)}}
+            (job / "run.json").write_text(json.dumps({"config": config}), encoding="utf-8")
+    sweeps = subprocess.run(
+        [*compare, str(tmp_path / "sweep_a"), str(tmp_path / "sweep_b"), "--markdown"], capture_output=True, text=True
+    )
+    assert sweeps.returncode == 0, sweeps.stderr
+    assert "| val/acc_best | 97.05 | 97.25 | 0.20 |" in sweeps.stdout
+    assert "val/acc_best B - A +0.20 points [+0.20, +0.20], p=0 over 4 seeds; B beat A in 4 of them: B is better" in (
+        sweeps.stdout
+    )
+    mixed = subprocess.run([*compare, str(tmp_path / "a"), str(tmp_path / "sweep_b")], capture_output=True, text=True)
+    assert mixed.returncode == 2 and "give two run folders or two sweep folders" in mixed.stderr

@@ -1,7 +1,9 @@
 """The differences between two configs: a resumed checkpoint's against the composed one, a sweep job folder's recorded
-config against this command's, a study's stored overrides against this search's."""
+config against this command's, a study's stored overrides against this search's, two runs'; and a recorded config's
+paths made those of the folder where it is now."""
 
 import inspect
+import os
 from typing import Any
 
 from hydra.utils import get_class
@@ -52,3 +54,14 @@ def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             values[f"{prefix}{key}"] = value
     return values
+
+
+def relocated(value: Any, old: str, new: str) -> Any:
+    """A recorded config (or any value in it) with every path in the folder `old` made a path in `new`."""
+    if isinstance(value, dict):
+        return {key: relocated(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relocated(item, old, new) for item in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old) :]
+    return value

@@ -34,6 +34,9 @@ def mean_interval(values: list[float]) -> Interval | None:
     return Interval(float(low), float(high))
 
 
+MAX_SEEDS = 100  # beyond this a planned seed count is said to be out of reach, not given
+
+
 @dataclass(frozen=True)
 class Paired:
     """A configuration against the best, over the seeds both have: the mean difference (this minus the best)."""
@@ -43,6 +46,13 @@ class Paired:
     interval: Interval
     p: float  # paired t-test, two-sided, before correction
     detectable: float  # the smallest |difference| that these seeds find with POWER at ALPHA
+    spread: float  # the standard deviation of the per-seed differences
+    wins: int  # seeds at which this configuration beat the best (rliable's probability of improvement: wins / seeds)
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """The seeds that would detect the observed difference with POWER at ALPHA, from the spread measured."""
+        return seeds_needed(self.difference, self.spread)
 
 
 def paired(values: dict[int, float], best: dict[int, float]) -> Paired | None:
@@ -52,12 +62,27 @@ def paired(values: dict[int, float], best: dict[int, float]) -> Paired | None:
         return None
     differences = [values[s] - best[s] for s in seeds]
     mean, spread = statistics.fmean(differences), statistics.stdev(differences)
+    wins = sum(d > 0 for d in differences)
     if spread == 0:  # the same difference at every seed: no noise to test against
-        return Paired(len(seeds), mean, Interval(mean, mean), 0.0 if mean else 1.0, 0.0)
+        return Paired(len(seeds), mean, Interval(mean, mean), 0.0 if mean else 1.0, 0.0, 0.0, wins)
     test = stats.ttest_rel([values[s] for s in seeds], [best[s] for s in seeds])
-    interval = test.confidence_interval(CONFIDENCE)
+    interval = Interval(*map(float, test.confidence_interval(CONFIDENCE)))
     detectable = detectable_effect(len(seeds)) * spread
-    return Paired(len(seeds), mean, Interval(float(interval.low), float(interval.high)), float(test.pvalue), detectable)
+    return Paired(len(seeds), mean, interval, float(test.pvalue), detectable, spread, wins)
+
+
+def seeds_needed(difference: float, spread: float) -> int | None:
+    """The fewest seeds (pairs) at which a paired t-test detects `difference` with POWER at ALPHA when the per-seed
+    differences spread by `spread`; None beyond MAX_SEEDS (or for no difference at all)."""
+    if spread == 0:
+        return 2 if difference else None
+    if difference == 0 or detectable_effect(MAX_SEEDS) * spread > abs(difference):
+        return None
+    low, high = 2, MAX_SEEDS  # detectable_effect falls with n: the first n whose detectable difference is small enough
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if detectable_effect(middle) * spread <= abs(difference) else (middle + 1, high)
+    return low
 
 
 def detectable_effect(n: int) -> float:

@@ -9,7 +9,6 @@ The comparison reads the config each run records in its run.json (Hydra rewrites
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
 
 from mlplab.config.checks import RERUNNABLE
-from mlplab.config.diff import differences
+from mlplab.config.diff import differences, relocated
 from mlplab.config.rules import without_ranges
 from mlplab.engine.runs import read_metrics
 from mlplab.errors import AlreadyFinished, SweepRefused
@@ -93,18 +92,7 @@ def recorded_config(folder: Path) -> dict[str, Any] | None:
         return None
     config = json.loads(record.read_text(encoding="utf-8")).get("config")
     old = (config or {}).get("paths", {}).get("output_dir")
-    return _moved(config, old, str(folder)) if old and old != str(folder) else config
-
-
-def _moved(value: Any, old: str, new: str) -> Any:
-    """value with every path in the folder `old` made a path in `new`."""
-    if isinstance(value, dict):
-        return {key: _moved(item, old, new) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_moved(item, old, new) for item in value]
-    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
-        return new + value[len(old) :]
-    return value
+    return relocated(config, old, str(folder)) if old and old != str(folder) else config
 
 
 def refuse_other_config(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:

@@ -17,7 +17,16 @@ from omegaconf import DictConfig, OmegaConf
 from mlplab.config.overrides import split
 from mlplab.engine.hparams import sweep_hparams
 from mlplab.engine.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
-from mlplab.experiments.comparison import ALPHA, CONFIDENCE, POWER, holm, mean_interval, paired, verdict
+from mlplab.experiments.comparison import (
+    ALPHA,
+    CONFIDENCE,
+    MAX_SEEDS,
+    POWER,
+    holm,
+    mean_interval,
+    paired,
+    verdict,
+)
 from mlplab.experiments.sweep_folder import commands_by_job, read_record
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
@@ -120,6 +129,10 @@ def compare_with_best(rows: list[dict[str, Any]]) -> None:
             row["verdict"] = verdict(len(row["val/acc_best"]), comparison, None if math.isnan(p) else p, row is best)
         # The smallest difference these seeds could have told apart, for rows that are not told apart.
         row["detectable"] = comparison.detectable if comparison and p >= ALPHA else math.nan
+        # In how many seeds it beat the best, and how many seeds the difference it showed would take.
+        row["wins"] = comparison.wins if comparison else ""
+        needed = comparison.seeds_needed if comparison else None
+        row["seeds_needed"] = needed if needed is not None else (f">{MAX_SEEDS}" if comparison else "")
 
 
 def _scale(name: str) -> tuple[int, int]:
@@ -153,6 +166,16 @@ def _verdict(row: dict[str, Any]) -> str:
     return f"{row['verdict']} (they detect ≥ {row['detectable'] * 100:.2f} points)"
 
 
+def _by_seed(row: dict[str, Any]) -> str:
+    """In how many of the paired seeds the row beat the best, and the seeds its difference would need."""
+    comparison = row["val/acc_best comparison"]
+    if comparison is None:
+        return "-"
+    needed = row["seeds_needed"]
+    plan = f"{needed} seeds tell it apart" if isinstance(needed, int) else f"more than {MAX_SEEDS} seeds to tell apart"
+    return f"beat it in {comparison.wins} of {comparison.seeds} seeds; {plan}"
+
+
 COMPARED = ("val/acc_best", "test/acc")  # shown against the best in the Markdown table; results.csv has all
 
 
@@ -161,12 +184,12 @@ def markdown(swept: list[str], rows: list[dict[str, Any]], commands: list[list[s
     the best row (paired over shared seeds) and a verdict; with several `commands` (sweep.add), which made each row."""
     several = len(commands or []) > 1
     header = [*swept, *(["command"] if several else []), "seeds", "val/acc_best %", "test/acc %", "test/loss"]
-    header += [f"{name} vs best" for name in COMPARED] + ["verdict", "epochs", "time (s)", "status"]
+    header += [f"{name} vs best" for name in COMPARED] + ["by seed", "verdict", "epochs", "time (s)", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row[k]) for k in swept] + ([row["commands"]] if several else []) + [str(row["seeds"])]
         cells += [_cell(name, row) for name in REPORTED_METRICS]
-        cells += [_difference(name, row) for name in COMPARED] + [_verdict(row)]
+        cells += [_difference(name, row) for name in COMPARED] + [_by_seed(row), _verdict(row)]
         cells += ["-" if math.isnan(row["epochs"]) else f"{row['epochs']:g}"]
         cells += ["-" if math.isnan(row["train_time_s"]) else f"{row['train_time_s']:.1f}", row["status"]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -175,7 +198,10 @@ def markdown(swept: list[str], rows: list[dict[str, Any]], commands: list[list[s
         f"mean ± std [{CONFIDENCE:.0%} interval, Student's t] over seeds; vs best: this row's mean minus the best's, "
         "paired over the seeds both have [interval], p of a paired t-test, Holm-corrected over the rows. The best "
         "row is the one with the highest mean val/acc_best; the verdict is on val/acc_best. 'They detect': the "
-        f"smallest difference these seeds find with power {POWER:.0%} at α {ALPHA:.2g}.",
+        f"smallest difference these seeds find with power {POWER:.0%} at α {ALPHA:.2g}. By seed, on val/acc_best: "
+        "the seeds at which the row beat the best (rliable's probability of improvement), and the seeds that would "
+        f"tell the difference it showed apart with power {POWER:.0%} at α {ALPHA:.2g}, from the spread of its paired "
+        "differences (scripts/plan_seeds.py plans for a difference of your choosing).",
     ]
     if several:
         lines += ["", "Commands:", *(f"{n}. `{' '.join(c)}`" for n, c in enumerate(commands or [], start=1))]
@@ -183,7 +209,7 @@ def markdown(swept: list[str], rows: list[dict[str, Any]], commands: list[list[s
     return "\n".join(lines + (["", "Errors:", *errors] if errors else [])) + "\n"
 
 
-def _label(swept: list[str], row: dict[str, Any]) -> str:
+def row_label(swept: list[str], row: dict[str, Any]) -> str:
     return ", ".join(f"{k}={row[k]}" for k in swept) or "run"
 
 
@@ -207,7 +233,7 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
             continue
         length = max(map(len, curves))
         mean = [statistics.fmean(c[i] for c in curves if i < len(c)) * 100 for i in range(length)]
-        axes.plot(range(length), mean, marker="o", label=_label(swept, row))
+        axes.plot(range(length), mean, marker="o", label=row_label(swept, row))
     axes.set(xlabel="epoch", ylabel="val/acc (%)", title="Validation accuracy (mean over seeds)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
@@ -225,7 +251,7 @@ def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     parts = ("mean", "std", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p")
     columns = [*swept, *(["commands"] if len(commands) > 1 else []), "seeds"]
     columns += [f"{m} {part}" for m in REPORTED_METRICS for part in parts]
-    columns += ["verdict", "detectable", "epochs", "train_time_s", "status", "error"]
+    columns += ["verdict", "detectable", "wins", "seeds_needed", "epochs", "train_time_s", "status", "error"]
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
