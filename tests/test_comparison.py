@@ -185,7 +185,7 @@ def test_plan_seeds_answers_for_a_difference_the_user_names(tmp_path):
     rows = rows_by_optimizer(tmp_path)
     other = max(rows.values(), key=lambda r: r["val/acc_best mean"] if r["verdict"] != "best" else -1)
     spread = other["val/acc_best comparison"].spread
-    assert f"| {other['optimizer']} | 4 | {spread * 100:.3f} | " in result.stdout
+    assert f"| optimizer={other['optimizer']} | 4 | {spread * 100:.3f} | " in result.stdout
     assert result.stdout.strip().endswith(f"| {seeds_needed(0.001, spread) or 'more than 100'} |")
 
 
