@@ -18,7 +18,7 @@ from mlplab.training import train
 
 from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, data_overrides, run_entry
 
-FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none"]
+FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none", "search.confirm.top_k=0"]  # confirmed: test_confirm
 
 
 def search(*args: str) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ from postgres import free_port
 
 ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
 # Trials of 2 epochs on the synthetic data, heartbeats every second, a dead worker noticed after 3.
-FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none", "search.pruner=null"]
+FAST = [*SYNTHETIC, "trainer.max_epochs=2", "logger=none", "search.pruner=null", "search.confirm.top_k=0"]
 QUICK_HEARTBEATS = ["search.heartbeat_interval=1", "search.grace_period=3"]
 
 

@@ -75,6 +75,8 @@ CONFIG_RULES: list[Rule] = [
     Rule("search.grace_period", *within("[1, inf)", "integer"), refused=0),
     Rule("search.retries", *within("[0, inf)", "integer"), refused=-1),
     Rule("search.reconnect_for", *within("[0, inf)"), refused=-1),
+    Rule("search.confirm.top_k", *within("[0, inf)", "integer"), refused=-1),
+    Rule("search.confirm.seeds", *within("[2, inf)", "integer"), refused=1),  # one seed would confirm nothing
     Rule("search.worker", *within("[0, inf)", "integer"), refused=-1),
     # lr_find (conf/lr_find.yaml): max_lr > min_lr is checked by mlplab.experiments.lr_find.
     Rule("lr_find.min_lr", *within("(0, inf)"), refused=0),

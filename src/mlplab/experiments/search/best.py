@@ -8,24 +8,27 @@ import optuna
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from optuna.trial import FrozenTrial
 
 from mlplab.config.trust import check_overrides
 from mlplab.engine.runs import REPO, write_text
 from mlplab.experiments.search.storage import counted
 
 
-def write_best(study: optuna.Study, cfg: DictConfig) -> Path:
-    """The best trial as best.yaml in the study folder and as an experiment config; returns the experiment file.
+def write_best(study: optuna.Study, cfg: DictConfig, best: FrozenTrial | None = None, confirmed: str = "") -> Path:
+    """The best trial (the study's, or `best`, the winner `confirmed` over seeds) as best.yaml in the study folder
+    and as an experiment config; returns the experiment file.
 
     An experiment sets no model keys (they belong to one architecture): the trial's model values become a model
     config of their own, search_<study_name> in the model group beside the experiment folder, which the experiment
     selects (best_model.yaml in the study folder)."""
     settings, study_dir = cfg.search, Path(cfg.paths.output_dir)
-    best = study.best_trial
+    best = best or study.best_trial
     name = f"search_{settings.study_name}"
     header = [
         f"The best trial of the Optuna search {settings.study_name!r} ({study_dir}):",
         f"trial {best.number} of {len(counted(study))}, {settings.metric} {best.value:.4f}.",
+        *([f"{confirmed} (confirm/results.md)."] if confirmed else []),
         f"Train it: python src/train.py experiment={name}  (command-line values still win, e.g. trainer.max_epochs=20)",
     ]
     choices = HydraConfig.get().runtime.choices

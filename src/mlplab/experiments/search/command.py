@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from mlplab.errors import Interrupted
 from mlplab.experiments.search.best import write_best
+from mlplab.experiments.search.confirm import confirm
 from mlplab.experiments.search.space import check, searched_overrides, searched_space, train_overrides
 from mlplab.experiments.search.storage import StorageLost, counted, masked, open_study, storage
 from mlplab.experiments.search.trials import run_trial
@@ -61,7 +62,11 @@ def _search(cfg: DictConfig) -> None:
         print(f"the worker that ran trial {last.number}, the study's last, writes its table and best configuration")
         return
     report(study_dir)
-    experiment = write_best(study, cfg)
-    print(f"\nbest: trial {best.number}, {settings.metric} {best.value:.4f}: {values}")
+    print(f"\nbest: trial {best.number}, {settings.metric} {best.value:.4f}: {values}", flush=True)
+    confirmed = ""
+    if settings.confirm.top_k > 0:
+        best, confirmed = confirm(study, cfg)
+        print(confirmed, flush=True)
+    experiment = write_best(study, cfg, best, confirmed)
     print(f"best configuration: {study_dir / 'best.yaml'} and {experiment}")
     print(f"train it: python src/train.py experiment={experiment.stem}", flush=True)

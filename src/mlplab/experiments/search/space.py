@@ -135,6 +135,11 @@ def check(cfg: DictConfig, distributions: dict[str, BaseDistribution], fixed: li
         )
     if cfg.ckpt_path:
         raise InputError(f"ckpt_path={cfg.ckpt_path}: every trial trains from scratch; drop ckpt_path")
+    if settings.confirm.top_k and settings.metric != "val/acc_best":
+        raise InputError(
+            f"search.confirm.top_k={settings.confirm.top_k}: the confirmation over seeds compares val/acc_best, as "
+            f"the sweep tables do, and search.metric={settings.metric}; set search.confirm.top_k=0"
+        )
     if HydraConfig.get().mode == RunMode.MULTIRUN and "search.worker" not in overridden():
         raise InputError(
             "-m: a search runs its own trials (search.n_trials of them); drop -m, or start several workers on "
