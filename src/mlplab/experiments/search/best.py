@@ -10,6 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial
 
+from mlplab.config.overrides import overridden
 from mlplab.config.trust import check_overrides
 from mlplab.engine.runs import REPO, write_text
 from mlplab.experiments.search.storage import counted
@@ -33,7 +34,8 @@ def write_best(study: optuna.Study, cfg: DictConfig, best: FrozenTrial | None = 
     ]
     choices = HydraConfig.get().runtime.choices
     # From the storage, which other workers (or whoever shares the database) write: checked like a file's.
-    check_overrides(best.user_attrs["overrides"], f"search.study_name={settings.study_name}: trial {best.number}")
+    source = f"search.study_name={settings.study_name}: trial {best.number}"
+    check_overrides(best.user_attrs["overrides"], source, overridden())  # this command line's own keys are its own
     experiment, model = best_configs(best.user_attrs["overrides"], set(choices), choices["model"], name, header)
     experiment_dir = Path(settings.experiment_dir) if settings.experiment_dir else REPO / "conf" / "experiment"
     for text, saved, group_dir in ((experiment, "best.yaml", experiment_dir), (model, "best_model.yaml", None)):

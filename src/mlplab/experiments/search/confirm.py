@@ -16,6 +16,8 @@ from hydra import compose
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import FrozenTrial, TrialState
 
+from mlplab.config.overrides import overridden
+from mlplab.config.trust import check_overrides
 from mlplab.engine.runs import read_metrics, write_json, write_text
 from mlplab.experiments.continuation import newest_checkpoint, resume
 from mlplab.experiments.sweep import load_jobs, report, summarize
@@ -59,7 +61,10 @@ def confirm(study: optuna.Study, cfg: DictConfig) -> tuple[FrozenTrial, str]:
 
 def _train(cfg: DictConfig, trial: FrozenTrial, seed: int, job: Path) -> dict[str, Any]:
     """The trial's overrides with another seed, trained into `job` (resumed from its newest checkpoint if any)."""
-    job_cfg = compose(config_name="train", overrides=[*trial.user_attrs["overrides"], f"seed={seed}"])
+    overrides = trial.user_attrs["overrides"]
+    # From the storage, which other workers (or whoever shares the database) write: checked like a file's.
+    check_overrides(overrides, f"search.study_name={cfg.search.study_name}: trial {trial.number}", overridden())
+    job_cfg = compose(config_name="train", overrides=[*overrides, f"seed={seed}"])
     with open_dict(job_cfg):
         job_cfg.paths.output_dir = str(job)
     print(f"trial {trial.number}, seed {seed}", flush=True)
