@@ -74,10 +74,8 @@ class NamedSweeper(BasicSweeper):
 
         batch = named(super().get_job_batch(), [job for batch in self.overrides for job in batch], self.config)
         trained = existing_jobs(Path(self.config.hydra.sweep.dir))
-        return [
-            [*job, f"hydra.sweep.subdir={_quoted(trained[job_key(job)])}"] if job_key(job) in trained else job
-            for job in batch
-        ]
+        folders = [trained.get(job_key(job)) for job in batch]
+        return [[*job, f"hydra.sweep.subdir={_quoted(f)}"] if f else job for job, f in zip(batch, folders, strict=True)]
 
 
 def _quoted(value: str) -> str:

@@ -244,8 +244,8 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """Writes results.csv, results.md and results.png into sweep_dir and returns the table."""
+def write_results(sweep_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """Writes results.csv, results.md and results.png into sweep_dir; returns the rows and the Markdown table."""
     swept, rows = summarize(load_jobs(sweep_dir))
     commands = [entry["command"] for entry in read_record(sweep_dir) or []]
     parts = ("mean", "std", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p")
@@ -258,16 +258,16 @@ def write_results(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     writer.writerows(rows)
     # Written whole or not at all (a full disk: the earlier table stays), and the failure names the file.
     write_text(sweep_dir / "results.csv", table.getvalue())
-    write_text(sweep_dir / "results.md", markdown(swept, rows, commands))
+    table = markdown(swept, rows, commands)
+    write_text(sweep_dir / "results.md", table)
     plot(swept, rows, sweep_dir / "results.png")
-    return swept, rows
+    return rows, table
 
 
 def report(sweep_dir: Path) -> bool:
     """Writes and prints a sweep's results; True when every job ended ok."""
-    swept, rows = write_results(sweep_dir)
-    commands = [entry["command"] for entry in read_record(sweep_dir) or []]
-    print(f"\n{markdown(swept, rows, commands)}\nresults: {sweep_dir}/results.{{csv,md,png}}", flush=True)
+    rows, table = write_results(sweep_dir)
+    print(f"\n{table}\nresults: {sweep_dir}/results.{{csv,md,png}}", flush=True)
     return all(row["status"] == "ok" for row in rows)
 
 

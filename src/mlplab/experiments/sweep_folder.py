@@ -83,7 +83,7 @@ def existing_jobs(sweep_dir: Path) -> dict[frozenset[str], str]:
 
 
 def job_key(overrides: list[str]) -> frozenset[str]:
-    ignored = ("sweep.seeds", "sweep.rerun", "sweep.add", "ckpt_path", "logger")
+    ignored = set(NOT_A_DIFFERENT_SWEEP) - {"seed"}  # a job's seed tells it apart from its configuration's others
     return frozenset(o for o in overrides if split(o)[0] not in ignored and not o.startswith("hydra."))
 
 

@@ -7,7 +7,6 @@ The worker that writes the study's table runs it; a job already finished is kept
 sweep's jobs are), so the same command continues a confirmation that was stopped.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,9 @@ def confirm(study: optuna.Study, cfg: DictConfig) -> tuple[FrozenTrial, str]:
             if read_metrics(job).get("status") == "ok":
                 continue  # finished by an earlier call
             if seed == own_seed:  # the trial's own run: the same config and seed, already trained
-                trained = next(study_dir.glob(f"{trial.number}_*/metrics.json"), None)
-                if trained is not None and json.loads(trained.read_text(encoding="utf-8")).get("status") == "ok":
-                    write_json(job / "metrics.json", json.loads(trained.read_text(encoding="utf-8")))
+                trained = next(study_dir.glob(f"{trial.number}_*"), None)
+                if trained is not None and (own := read_metrics(trained)).get("status") == "ok":
+                    write_json(job / "metrics.json", own)
                     continue
             _train(cfg, trial, seed, job)
     report(folder)
