@@ -130,22 +130,14 @@ def test_holm_multiplies_the_sorted_p_values_and_keeps_their_order():
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
-def test_holm_is_applied_over_the_rows(tmp_path):
-    make_sweep(
-        tmp_path,
-        {
-            "adam": {0: 0.980, 1: 0.982, 2: 0.979},
-            "sgd": {0: 0.950, 1: 0.953, 2: 0.951},
-            "rmsprop": {0: 0.975, 1: 0.980, 2: 0.972},
-        },
-    )
+def test_holm_is_applied_over_every_pair_of_rows(tmp_path):
+    values = {"adam": [0.980, 0.982, 0.979], "sgd": [0.950, 0.953, 0.951], "rmsprop": [0.975, 0.980, 0.972]}
+    make_sweep(tmp_path, {name: dict(enumerate(v)) for name, v in values.items()})
     rows = rows_by_optimizer(tmp_path)
-    good = [0.980, 0.982, 0.979]
-    raw = [
-        paired_p([v - g for v, g in zip(values, good, strict=True)])
-        for values in ([0.950, 0.953, 0.951], [0.975, 0.980, 0.972])
-    ]
-    assert [rows["sgd"]["val/acc_best p"], rows["rmsprop"]["val/acc_best p"]] == pytest.approx(holm(raw))
+    pairs = [("sgd", "adam"), ("rmsprop", "adam"), ("sgd", "rmsprop")]  # the best is picked from the data: every pair
+    raw = [paired_p([a - b for a, b in zip(values[x], values[y], strict=True)]) for x, y in pairs]
+    corrected = holm(raw)
+    assert [rows["sgd"]["val/acc_best p"], rows["rmsprop"]["val/acc_best p"]] == pytest.approx(corrected[:2])
 
 
 def test_each_compared_row_says_in_how_many_seeds_it_beat_the_best_and_the_seeds_its_difference_needs(tmp_path):

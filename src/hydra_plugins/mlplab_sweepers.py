@@ -62,7 +62,63 @@ class NamedSweeper(BasicSweeper):
         print(f"the table of the jobs that finished: {sweep_dir / 'results.md'}", flush=True)
 
     def launch_all(self, arguments: list[str]) -> Any:
+        if self.config.get("sweep", {}).get("seeds") == "auto":
+            return self.in_rounds(arguments)
+        from mlplab.experiments.sequential import RECORD
+
+        (Path(self.config.hydra.sweep.dir) / RECORD).unlink(missing_ok=True)  # its verdicts are the fixed design's
         return super().sweep(arguments)
+
+    def in_rounds(self, arguments: list[str]) -> list[list[JobReturn]]:
+        """sweep.seeds=auto: seeds in rounds, each configuration until its verdict against the best is decided
+        (mlplab/experiments/sequential.py); the presets' own seed list is set aside."""
+        from mlplab.engine.runs import read_metrics, write_json
+        from mlplab.errors import InputError
+        from mlplab.experiments import sequential
+
+        fewest, most = self.config.sweep.min_seeds, self.config.sweep.max_seeds
+        if most < fewest:
+            raise InputError(f"sweep.max_seeds={most}: must be at least sweep.min_seeds={fewest}")
+        params = [p for p in self._parse_config() if split(p)[0] != "seed"]
+        overrides = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(
+            [*params, *arguments]
+        )
+        if seed := next((o for o in overrides if o.key_or_group == "seed"), None):
+            raise InputError(f"{seed.input_line}: sweep.seeds=auto chooses the seeds (0, 1, ...); leave seed off")
+        configurations = self.split_arguments(overrides, None)[0]
+        plan = sequential.design(fewest, most, len(configurations))
+        sweep_dir = Path(self.config.hydra.sweep.dir).resolve()
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_json(sweep_dir / sequential.RECORD, {"min_seeds": fewest, "max_seeds": most, "rows": len(configurations)})
+        self.overrides = [[[*c, f"seed={s}"] for c in configurations for s in range(most)]]  # for names, Ctrl-C
+        names = [_name(c, overrides) for c in configurations]
+        values: dict[str, dict[int, float]] = {name: {} for name in names}
+        returns, launched = [], 0
+        while (state := sequential.decide(values, plan)).next_seeds is not None:
+            jobs = [
+                (i, s)
+                for i, n in enumerate(names)
+                if n in state.continuing
+                for s in range(len(values[n]), state.next_seeds)
+            ]
+            print(f"seeds {jobs[0][1]}-{state.next_seeds - 1} for {len(state.continuing)} configurations", flush=True)
+            batch = [[*configurations[i], f"seed={s}"] for i, s in jobs]
+            self.validate_batch_is_legal(batch)
+            results = list(self.launcher.launch(self.prepared(batch), initial_job_idx=launched))
+            launched += len(results)
+            returns.append(results)
+            for (i, s), result in zip(jobs, results, strict=True):
+                _ = result.return_value  # raises what a job raised (mlplab's jobs record their own failures)
+                metrics = read_metrics(Path(result.hydra_cfg.hydra.runtime.output_dir))
+                if metrics.get("status") == "ok" and names[i] in values:
+                    values[names[i]][s] = metrics[CHOSEN_BY]
+                elif names[i] in values:
+                    print(f"{names[i]}: seed {s} ended {metrics.get('status')}; no more seeds for it", flush=True)
+                    del values[names[i]]
+            for name, decision in sequential.decide(values, plan).decided.items():
+                if decision.seeds == state.next_seeds and decision.verdict == "worse":
+                    print(f"{name}: {sequential.described(decision)}; no more seeds for it", flush=True)
+        return returns
 
     def job_folders(self, returns: list[list[JobReturn]], sweep_dir: Path) -> list[str]:
         """The folders (names in sweep_dir) of the jobs this command ran."""
@@ -70,9 +126,13 @@ class NamedSweeper(BasicSweeper):
         return sorted({folder.name for folder in folders if folder.parent == sweep_dir})
 
     def get_job_batch(self) -> list[list[str]]:
+        return self.prepared(super().get_job_batch())
+
+    def prepared(self, batch: list[list[str]]) -> list[list[str]]:
+        """The jobs named by what varies in the sweep, each in the folder an earlier run of it trained, if any."""
         from mlplab.experiments.sweep_folder import existing_jobs, job_key
 
-        batch = named(super().get_job_batch(), [job for batch in self.overrides for job in batch], self.config)
+        batch = named(batch, [job for batch in self.overrides for job in batch], self.config)
         trained = existing_jobs(Path(self.config.hydra.sweep.dir))
         folders = [trained.get(job_key(job)) for job in batch]
         return [[*job, f"hydra.sweep.subdir={_quoted(f)}"] if f else job for job, f in zip(batch, folders, strict=True)]
@@ -135,6 +195,8 @@ class TuneThenTrain(NamedSweeper):
                     f"{override.input_line}: this sweep sets {override.key_or_group} itself "
                     f"(the grid: sweep.tune.grid; the seeds: sweep.seeds); leave it off the command line"
                 )
+        if not isinstance(self.seeds, int):
+            raise InputError(f"sweep.seeds={self.seeds}: the tuned comparison trains a number of seeds; give one")
         if not self.grid or self.seeds < 1:
             raise InputError(f"sweep.tune.grid={self.grid}, sweep.seeds={self.seeds}: need one value and one seed")
         configurations = self.split_arguments(overrides, None)[0]

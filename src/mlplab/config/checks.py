@@ -57,7 +57,14 @@ CONFIG_RULES: list[Rule] = [
     Rule("scheduler", lambda value: value is None or isinstance(value, dict), "null or a scheduler= option", 0.1),
     Rule("scheduler.interval", *one_of("step", "epoch"), refused="steps"),
     # sweep: the presets' settings (the sweeper's own keys are under hydra.sweeper).
-    Rule("sweep.seeds", *within("[1, inf)", "integer"), refused=0),
+    Rule(
+        "sweep.seeds",
+        lambda value: value == "auto" or (integer(value) and value >= 1),
+        "an integer of at least 1, or auto",
+        refused=0,
+    ),
+    Rule("sweep.min_seeds", *within("[2, inf)", "integer"), refused=1),  # a paired test needs two seeds
+    Rule("sweep.max_seeds", *within("[2, inf)", "integer"), refused=1),
     Rule(
         "sweep.rerun",
         lambda value: isinstance(value, list) and set(value) <= set(RERUNNABLE),

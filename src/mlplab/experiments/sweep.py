@@ -17,20 +17,20 @@ from omegaconf import DictConfig, OmegaConf
 from mlplab.config.overrides import split
 from mlplab.engine.hparams import sweep_hparams
 from mlplab.engine.runs import REPORTED_METRICS, atomic_write, read_metrics, write_text
+from mlplab.experiments import sequential
 from mlplab.experiments.comparison import (
     ALPHA,
     CONFIDENCE,
     MAX_SEEDS,
     POWER,
-    holm,
+    against_best,
     mean_interval,
-    paired,
     verdict,
 )
 from mlplab.experiments.sweep_folder import commands_by_job, read_record
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
-NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.rerun", "sweep.add"}
+NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds", "sweep.rerun", "sweep.add"}
 
 
 @dataclass
@@ -112,15 +112,13 @@ def compare_with_best(rows: list[dict[str, Any]]) -> None:
     words on val/acc_best, the metric the best was chosen by."""
     best = rows[0] if rows and not math.isnan(rows[0]["val/acc_best mean"]) else None
     for name in REPORTED_METRICS:
-        comparisons = [paired(row[name], best[name]) if best and row is not best else None for row in rows]
-        tested = [i for i, c in enumerate(comparisons) if c is not None]
-        corrected = dict(zip(tested, holm([comparisons[i].p for i in tested]), strict=True))
-        for i, (row, comparison) in enumerate(zip(rows, comparisons, strict=True)):
+        compared = against_best([row[name] for row in rows], 0) if best else [(None, math.nan)] * len(rows)
+        for row, (comparison, p) in zip(rows, compared, strict=True):
             row[f"{name} comparison"] = comparison
             row[f"{name} diff"] = comparison.difference if comparison else math.nan
             row[f"{name} diff_low"] = comparison.interval.low if comparison else math.nan
             row[f"{name} diff_high"] = comparison.interval.high if comparison else math.nan
-            row[f"{name} p"] = corrected.get(i, math.nan)
+            row[f"{name} p"] = p
     for row in rows:
         comparison, p = row["val/acc_best comparison"], row["val/acc_best p"]
         if math.isnan(row["val/acc_best mean"]):
@@ -179,9 +177,12 @@ def _by_seed(row: dict[str, Any]) -> str:
 COMPARED = ("val/acc_best", "test/acc")  # shown against the best in the Markdown table; results.csv has all
 
 
-def markdown(swept: list[str], rows: list[dict[str, Any]], commands: list[list[str]] | None = None) -> str:
+def markdown(
+    swept: list[str], rows: list[dict[str, Any]], commands: list[list[str]] | None = None, in_rounds: bool = False
+) -> str:
     """The results as a Markdown table: accuracies in %, mean ± std [95% interval] over seeds, the differences from
-    the best row (paired over shared seeds) and a verdict; with several `commands` (sweep.add), which made each row."""
+    the best row (paired over shared seeds) and a verdict; with several `commands` (sweep.add), which made each row;
+    `in_rounds`: the verdicts are those of sweep.seeds=auto's sequential design."""
     several = len(commands or []) > 1
     header = [*swept, *(["command"] if several else []), "seeds", "val/acc_best %", "test/acc %", "test/loss"]
     header += [f"{name} vs best" for name in COMPARED] + ["by seed", "verdict", "epochs", "time (s)", "status"]
@@ -196,13 +197,21 @@ def markdown(swept: list[str], rows: list[dict[str, Any]], commands: list[list[s
     lines += [
         "",
         f"mean ± std [{CONFIDENCE:.0%} interval, Student's t] over seeds; vs best: this row's mean minus the best's, "
-        "paired over the seeds both have [interval], p of a paired t-test, Holm-corrected over the rows. The best "
-        "row is the one with the highest mean val/acc_best; the verdict is on val/acc_best. 'They detect': the "
-        f"smallest difference these seeds find with power {POWER:.0%} at α {ALPHA:.2g}. By seed, on val/acc_best: "
+        "paired over the seeds both have [interval], p of a paired t-test, Holm-corrected over every pair of rows. "
+        "The best row is the one with the highest mean val/acc_best; the verdict is on val/acc_best. 'They detect': "
+        f"the smallest difference these seeds find with power {POWER:.0%} at α {ALPHA:.2g}. By seed, on val/acc_best: "
         "the seeds at which the row beat the best (rliable's probability of improvement), and the seeds that would "
         f"tell the difference it showed apart with power {POWER:.0%} at α {ALPHA:.2g}, from the spread of its paired "
         "differences (scripts/plan_seeds.py plans for a difference of your choosing).",
     ]
+    if in_rounds:
+        lines += [
+            "",
+            "sweep.seeds=auto: seeds were given in rounds, and the verdicts are the sequential design's (a paired t "
+            "boundary per round, α spent over the rounds and split over every pair of rows: "
+            "mlplab/experiments/sequential.py); the p beside each difference is a single test's over the seeds the "
+            "two rows share, for reference.",
+        ]
     if several:
         lines += ["", "Commands:", *(f"{n}. `{' '.join(c)}`" for n, c in enumerate(commands or [], start=1))]
     errors = [f"- {', '.join(str(r[k]) for k in swept) or 'run'}: {r['error']}" for r in rows if r["error"]]
@@ -244,9 +253,25 @@ def plot(swept: list[str], rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def sequential_verdicts(sweep_dir: Path, swept: list[str], rows: list[dict[str, Any]]) -> bool:
+    """For a sweep.seeds=auto sweep, each finished row's verdict is the sequential design's; True if it is one."""
+    record = sweep_dir / sequential.RECORD
+    if not record.exists():
+        return False
+    settings = json.loads(record.read_text(encoding="utf-8"))
+    plan = sequential.design(settings["min_seeds"], settings["max_seeds"], settings["rows"])
+    finished = {row_label(swept, row): row["val/acc_best"] for row in rows if row["status"] == "ok"}
+    decided = sequential.decide(finished, plan).decided
+    for row in rows:
+        if decision := decided.get(row_label(swept, row)):
+            row["verdict"], row["detectable"] = sequential.described(decision), math.nan
+    return True
+
+
 def write_results(sweep_dir: Path) -> tuple[list[dict[str, Any]], str]:
     """Writes results.csv, results.md and results.png into sweep_dir; returns the rows and the Markdown table."""
     swept, rows = summarize(load_jobs(sweep_dir))
+    in_rounds = sequential_verdicts(sweep_dir, swept, rows)
     commands = [entry["command"] for entry in read_record(sweep_dir) or []]
     parts = ("mean", "std", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p")
     columns = [*swept, *(["commands"] if len(commands) > 1 else []), "seeds"]
@@ -258,7 +283,7 @@ def write_results(sweep_dir: Path) -> tuple[list[dict[str, Any]], str]:
     writer.writerows(rows)
     # Written whole or not at all (a full disk: the earlier table stays), and the failure names the file.
     write_text(sweep_dir / "results.csv", table.getvalue())
-    table = markdown(swept, rows, commands)
+    table = markdown(swept, rows, commands, in_rounds)
     write_text(sweep_dir / "results.md", table)
     plot(swept, rows, sweep_dir / "results.png")
     return rows, table

@@ -23,7 +23,10 @@ from mlplab.errors import InputError
 
 RECORD = "sweep.json"
 # Keys that do not make another sweep: its seeds (more seeds reuse those trained), how it is continued or logged.
-NOT_A_DIFFERENT_SWEEP = ("seed", "sweep.seeds", "sweep.rerun", "sweep.add", "ckpt_path", "logger")
+NOT_A_DIFFERENT_SWEEP = (
+    *("seed", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds"),
+    *("sweep.rerun", "sweep.add", "ckpt_path", "logger"),
+)
 
 
 def command_of(overrides: list[str]) -> dict[str, str]:
