@@ -4,6 +4,7 @@
     python scripts/benchmark.py --batch-size 512   # the epoch time against the FLOP bound
     python scripts/benchmark.py --batches 20       # a quick check
     python scripts/benchmark.py --model cnn        # another network of conf/model/ (mlp, cnn, rnn, ...)
+    python scripts/benchmark.py --speedrun         # time to 99%: the published fast recipe against experiment=speedrun
 
 All three train the same network, built from conf/model/<--model>.yaml (the lesson's 784-512-256-10 ReLU MLP by
 default), with cross-entropy and SGD (momentum 0.9, lr 0.01):
@@ -30,6 +31,11 @@ Extra `key=value` arguments are Hydra overrides for the project's runs, (c) and 
 `.to(device)`; the lesson's own code runs on the CPU only), adds `trainer=gpu` to the project's overrides, and times
 the FLOP bound's matmul there; (a) and (b) stay in float32 whatever `trainer.precision` says.
 
+--speedrun races, seed by seed, scripts/reference_speedrun.py (the published fast recipe in plain PyTorch) against
+`python src/train.py experiment=speedrun` (the same recipe through the lab's Trainer, checkpoint and test), each a
+process of its own in alternating order: training seconds as each reports them, whole-process seconds from launch to
+exit, and test accuracy, with means, 95% intervals and the lab's ratios to the reference.
+
 The FLOP bound is the network's training work per image, counted by torch's FlopCounterMode on one training step
 (forward and backward; autograd skips the input's own gradient), at the rate of a large matmul: no pipeline can beat
 it, and the convolutions and recurrent steps of small networks reach far less than that rate.
@@ -39,6 +45,7 @@ import argparse
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
 import re
@@ -65,6 +72,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 from mlplab.data import MEAN, MNIST_MD5, REPO, REPO_DATA_DIR, STD, load_split, prepare_mnist
+from mlplab.experiments.comparison import mean_interval
 from mlplab.training import build
 
 EPOCH_IMAGES = 60_000  # epoch times are quoted for the whole MNIST training set, as in the lesson
@@ -240,8 +248,14 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where all three train (default cpu)")
     models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
     parser.add_argument("--model", choices=models, default="mlp", help="the network all three train (default mlp)")
+    parser.add_argument("--speedrun", action="store_true", help="race the fast reference recipe, seed by seed")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of --speedrun (default 5)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project's runs (key=value)")
     args = parser.parse_args()
+    if args.speedrun:
+        gpu = ["trainer=gpu"] if args.device == "cuda" else []
+        print(speedrun(args.seeds, data_files(args.data_dir), [*gpu, *args.overrides], args.device))
+        return
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA GPU here")
@@ -276,6 +290,58 @@ def main() -> None:
     bare, train = min(s[0] for s in startups), min(s[1] for s in startups)
 
     print(report(args, rates, steady, gflops, bare, train))
+
+
+def speedrun(seeds: int, data: tuple[Path, dict[str, str]], overrides: list[str], device: str = "cpu") -> str:
+    """The reference recipe and experiment=speedrun over the same seeds, as a table with means and ratios."""
+    data_dir, md5 = data
+    md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
+    runs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # (train s, process s, test acc)
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            reference = [sys.executable, "scripts/reference_speedrun.py", f"--seed={seed}", f"--device={device}"]
+            reference.append(f"--raw={data_dir / 'MNIST' / 'raw'}")
+            folder = Path(tmp) / f"lab{seed}"
+            lab = [sys.executable, "src/train.py", "experiment=speedrun", f"seed={seed}", "logger=none"]
+            lab += [f"data.data_dir={data_dir}", md5_override, f"hydra.run.dir={folder}", *overrides]
+            for name in ("reference", "lab") if seed % 2 == 0 else ("lab", "reference"):
+                start = time.perf_counter()
+                result = subprocess.run(
+                    reference if name == "reference" else lab, cwd=REPO, capture_output=True, text=True
+                )
+                process = time.perf_counter() - start
+                if result.returncode != 0:
+                    sys.exit(f"{name} seed {seed} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
+                if name == "reference":
+                    figures = json.loads(result.stdout.strip().splitlines()[-1])
+                    runs[name].append((figures["train_time_s"], process, figures["test_acc"]))
+                else:
+                    figures = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+                    runs[name].append((figures["train_time_s"], process, figures["test/acc"]))
+    lines = [
+        f"time to 99%: {seeds} seed{'s' if seeds > 1 else ''} each, one epoch of 60,000 images; "
+        f"{torch.get_num_threads()} CPU threads, "
+        f"torch {torch.__version__}",
+        "| seed | reference: train s | process s | test acc % | lab: train s | process s | test acc % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for seed, (r, c) in enumerate(zip(runs["reference"], runs["lab"], strict=True)):
+        lines.append(f"| {seed} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.2%} | {c[0]:.2f} | {c[1]:.2f} | {c[2]:.2%} |")
+    summary = {
+        name: [statistics.fmean(column) for column in zip(*values, strict=True)] for name, values in runs.items()
+    }
+    for name in ("reference", "lab"):
+        accuracies = [run[2] for run in runs[name]]
+        interval = mean_interval(accuracies)
+        shown = f" [{interval.low:.2%}, {interval.high:.2%}] (95% interval)" if interval else ""
+        train, process, accuracy = summary[name]
+        lines.append(f"{name}: train {train:.2f} s, process {process:.2f} s, test acc {accuracy:.2%}{shown}")
+    r, c = summary["reference"], summary["lab"]
+    lines.append(
+        f"lab / reference: train {c[0] / r[0]:.2f}, process {c[1] / r[1]:.2f}; "
+        f"accuracy {(c[2] - r[2]) * 100:+.2f} points"
+    )
+    return "\n".join(lines)
 
 
 def steadiness(samples: dict[str, list[float]]) -> dict[str, float]:

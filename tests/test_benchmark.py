@@ -101,3 +101,40 @@ def test_asking_for_a_gpu_where_there_is_none_is_refused_in_one_line():
         pytest.skip("this machine has a CUDA GPU")
     status, _, err = run_entry("scripts/benchmark.py", ["--device", "cuda"], REPO)
     assert status == 1 and err.strip() == "--device cuda: torch sees no CUDA GPU here"
+
+
+def test_the_speedrun_trains_the_reference_recipes_network_and_optimizer():
+    """experiment=speedrun is the published recipe's: the same layers (shapes recomputed here, from the reference
+    script's network) and the same optimizer, schedule, batch and data."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from conftest import CONF_DIR
+
+    reference = runpy.run_path(str(REPO / "scripts" / "reference_speedrun.py"))["network"]()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("train", overrides=["experiment=speedrun"])
+    lab = instantiate(cfg.model)
+    assert [tuple(p.shape) for p in lab.parameters()] == [tuple(p.shape) for p in reference.parameters()]
+    images = torch.randn(2, 1, 28, 28)
+    assert lab(images).shape == reference(images).shape == (2, 10)
+    assert cfg.optimizer.lr == 0.01 and list(cfg.optimizer.betas) == [0.7, 0.9]
+    assert cfg.scheduler.scheduler._target_.endswith("OneCycleLR") and cfg.data.batch_size == 256
+    assert cfg.data.val_size == 0 and cfg.trainer.max_epochs == 1
+
+
+@pytest.mark.slow
+def test_the_speedrun_race_prints_both_recipes_seed_by_seed(synthetic_mnist):
+    data_dir, md5 = synthetic_mnist
+    prepare_mnist(data_dir, md5)
+    command = [sys.executable, "scripts/benchmark.py", "--speedrun", "--seeds", "2", "--data-dir", str(data_dir)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(rf"^\| ([01]) \| {NUMBER} \| {NUMBER} \| {NUMBER}% \| {NUMBER} \| {NUMBER} \| {NUMBER}% \|$",
+                      result.stdout, re.MULTILINE)  # fmt: skip
+    assert [row[0] for row in rows] == ["0", "1"]
+    for row in rows:
+        reference_train, reference_process, _, lab_train, lab_process, _ = map(float, row[1:])
+        assert 0 < reference_train < reference_process and 0 < lab_train < lab_process  # a process outlasts its loop
+    train, process = figures(rf"^lab / reference: train {NUMBER}, process {NUMBER};", result.stdout)
+    assert train > 0 and process > 0

@@ -1,11 +1,11 @@
 """A convolutional network (卷积神经网络, CNN, named in the lesson's §2.2), shaped like LeCun's LeNet-5: two
-convolution + pooling stages, then dense layers."""
+convolution + pooling stages, then dense layers (experiment=speedrun: the published fast recipe's shape)."""
 
 from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from mlplab.config.rules import Rule, integer, list_of, within
+from mlplab.config.rules import Rule, integer, list_of, one_of, within
 from mlplab.errors import InputError
 from mlplab.models.network import ACTIVATION, HIDDEN_DIMS, Network, check_dropout, check_sizes, dense_layers
 from mlplab.models.network import activation as make_activation
@@ -24,40 +24,49 @@ class CNN(Network):
         Rule("channels", *list_of(within("[1, inf)", "integer")), refused=[6, 0]),
         Rule(
             "kernel_size",
-            lambda value: integer(value) and value >= 1 and value % 2 == 1,
-            "an odd integer >= 1 (3, 5, 7): the padding keeps the side only for an odd one",
+            lambda value: all(integer(k) and k >= 1 and k % 2 == 1 for k in _listed(value)) and _listed(value) != [],
+            "an odd integer >= 1 (3, 5, 7), or a list of them, one per stage: same padding keeps the side only for "
+            "an odd one",
             refused=4,
         ),
+        Rule("padding", *one_of("same", "valid"), refused="full"),
     )
 
     def __init__(
         self,
         channels: Sequence[int] = (6, 16),
-        kernel_size: int = 5,
+        kernel_size: int | Sequence[int] = 5,
         hidden_dims: Sequence[int] = (120, 84),
         num_classes: int = 10,
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        padding: str = "same",
     ) -> None:
         super().__init__()
         channels = check_sizes("channels", channels, "channel counts")
         hidden_dims = check_sizes("hidden_dims", hidden_dims)
         check_dropout(dropout)
-        if not (isinstance(kernel_size, int) and kernel_size >= 1 and kernel_size % 2 == 1):
-            raise InputError(f"model.kernel_size={kernel_size}: must be an odd integer >= 1 (3, 5, 7)")
-        side = SIDE >> len(channels)  # each stage's pooling halves the side
-        if side < 1:
-            raise InputError(f"model.channels={channels}: {len(channels)} pooling stages shrink 28 px to nothing")
+        kernels = [kernel_size] * len(channels) if isinstance(kernel_size, int) else list(kernel_size)
+        if len(kernels) != len(channels) or not all(isinstance(k, int) and k >= 1 and k % 2 == 1 for k in kernels):
+            raise InputError(
+                f"model.kernel_size={kernel_size}: must be an odd integer >= 1 (3, 5, 7) or a list of them, one per "
+                f"stage of model.channels={channels}"
+            )
+        if padding not in ("same", "valid"):
+            raise InputError(f"model.padding={padding}: must be same or valid")
         self.num_classes = num_classes
         stages: list[nn.Module] = []
-        width = 1
-        for count in channels:
-            stages.append(nn.Conv2d(width, count, kernel_size, padding=kernel_size // 2))
+        width, side = 1, SIDE
+        for count, kernel in zip(channels, kernels, strict=True):
+            stages.append(nn.Conv2d(width, count, kernel, padding=kernel // 2 if padding == "same" else 0))
             if batch_norm:
                 stages.append(nn.BatchNorm2d(count))
             stages += [make_activation(activation), nn.MaxPool2d(2)]
+            side = (side if padding == "same" else side - kernel + 1) // 2  # valid convolutions trim the edges
             width = count
+            if side < 1:
+                raise InputError(f"model.channels={channels}: {len(channels)} pooling stages shrink 28 px to nothing")
         self.features = nn.Sequential(*stages)
         dense = dense_layers(width * side * side, hidden_dims, activation, dropout, batch_norm)
         self.classifier = nn.Sequential(nn.Flatten(), *dense, nn.Linear(hidden_dims[-1], num_classes))
@@ -68,3 +77,7 @@ class CNN(Network):
     def first_layer_images(self) -> Tensor:
         # The first convolution's filters: each one the small patch of ink it looks for, wherever it lies.
         return self.features[0].weight[:, 0]
+
+
+def _listed(value: object) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
