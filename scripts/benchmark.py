@@ -5,6 +5,7 @@
     python scripts/benchmark.py --batches 20       # a quick check
     python scripts/benchmark.py --model cnn        # another network of conf/model/ (mlp, cnn, rnn, ...)
     python scripts/benchmark.py --speedrun         # time to 99%: the published fast recipe against experiment=speedrun
+    python scripts/benchmark.py --startup          # how soon predict, train --help and --cfg job answer
 
 All three train the same network, built from conf/model/<--model>.yaml (the lesson's 784-512-256-10 ReLU MLP by
 default), with cross-entropy and SGD (momentum 0.9, lr 0.01):
@@ -36,6 +37,10 @@ the FLOP bound's matmul there; (a) and (b) stay in float32 whatever `trainer.pre
 process of its own in alternating order: training seconds as each reports them, whole-process seconds from launch to
 exit, and test accuracy, with means, 95% intervals and the lab's ratios to the reference.
 
+--startup times, best of --repeats, whole processes that do not train: `python src/predict.py` on one image (with
+the checkpoint in tests/data), `python src/train.py --help` and `--cfg job`, each against a bare
+`python -c "import torch"`.
+
 The FLOP bound is the network's training work per image, counted by torch's FlopCounterMode on one training step
 (forward and backward; autograd skips the input's own gradient), at the rate of a large matmul: no pipeline can beat
 it, and the convolutions and recurrent steps of small networks reach far less than that rate.
@@ -47,6 +52,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import statistics
@@ -249,9 +255,13 @@ def main() -> None:
     models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
     parser.add_argument("--model", choices=models, default="mlp", help="the network all three train (default mlp)")
     parser.add_argument("--speedrun", action="store_true", help="race the fast reference recipe, seed by seed")
+    parser.add_argument("--startup", action="store_true", help="time the commands that start without training")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of --speedrun (default 5)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project's runs (key=value)")
     args = parser.parse_args()
+    if args.startup:
+        print(startup_figures(args.repeats))
+        return
     if args.speedrun:
         gpu = ["trainer=gpu"] if args.device == "cuda" else []
         print(speedrun(args.seeds, data_files(args.data_dir), [*gpu, *args.overrides], args.device))
@@ -290,6 +300,36 @@ def main() -> None:
     bare, train = min(s[0] for s in startups), min(s[1] for s in startups)
 
     print(report(args, rates, steady, gflops, bare, train))
+
+
+def startup_figures(repeats: int) -> str:
+    """Seconds of each short command (best of `repeats`) and its ratio to a bare import of torch."""
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "one.png"
+        digit = torch.zeros(28, 28, dtype=torch.uint8)
+        digit[5:23, 13:16] = 255  # a 1
+        torchvision.io.write_png(digit.unsqueeze(0), str(image))
+        checkpoint = REPO / "tests" / "data" / "v0.1.0_mlp16_l2_dropout_onecycle.ckpt"
+        commands = {
+            'python -c "import torch"': [sys.executable, "-c", "import torch"],
+            "python src/predict.py ckpt_path=... input=one.png": [
+                *(sys.executable, "src/predict.py", f"ckpt_path={checkpoint}", f"input={image}"),
+                f"hydra.run.dir={Path(tmp) / 'predict'}",
+            ],
+            "python src/train.py --help": [sys.executable, "src/train.py", "--help"],
+            "python src/train.py --cfg job": [sys.executable, "src/train.py", "--cfg", "job"],
+        }
+        best = {}
+        for _ in range(repeats):
+            for name, command in commands.items():
+                start = time.perf_counter()
+                subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+                best[name] = min(best.get(name, math.inf), time.perf_counter() - start)
+    bare = best['python -c "import torch"']
+    lines = [f"start-up, best of {repeats}; torch {torch.__version__}", "| command | seconds | / import torch |"]
+    lines.append("|---|---|---|")
+    lines += [f"| `{name}` | {seconds:.2f} | {seconds / bare:.2f} |" for name, seconds in best.items()]
+    return "\n".join(lines)
 
 
 def speedrun(seeds: int, data: tuple[Path, dict[str, str]], overrides: list[str], device: str = "cpu") -> str:

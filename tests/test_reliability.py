@@ -16,7 +16,8 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint
+from mlplab.engine.checkpoint_io import AtomicCheckpointIO
+from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError
 from mlplab.training import train
 

@@ -4,6 +4,8 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from mlplab.use.export import FORMATS, export_model
 from mlplab.use.inference import frame, grayscale, predict, preprocess
 from mlplab.use.trained import load_trained
 
-from conftest import CONF_DIR, SYNTHETIC, compose_train, real_data, run_entry
+from conftest import CONF_DIR, REPO, SYNTHETIC, compose_train, real_data, run_entry
 
 BLACK, WHITE = (0 - MEAN) / STD, (1 - MEAN) / STD  # normalized paper and full ink
 
@@ -416,3 +418,46 @@ def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_p
         out,
     )
     assert match and float(match[1]) < 1e-5 and written.is_file()
+
+
+def test_the_checkpoint_reader_names_the_classifiers_arguments():
+    """load_network checks a checkpoint's hyperparameters without importing the LightningModule: its list of them
+    is the Classifier's signature, recomputed here."""
+    import inspect
+
+    from mlplab.module import Classifier
+    from mlplab.use.trained import HYPERPARAMETERS
+
+    assert tuple(inspect.signature(Classifier).parameters) == HYPERPARAMETERS
+
+
+def test_the_network_alone_gives_the_modules_logits(trained):
+    from mlplab.use.trained import load_network
+
+    net, data = load_network(trained["best_checkpoint"])
+    module, same_data = load_trained(trained["best_checkpoint"])
+    images = torch.randn(4, 1, 28, 28)
+    assert not net.training and data == same_data
+    with torch.inference_mode():
+        assert torch.equal(net(images), module(images))
+
+
+def test_predict_and_export_start_without_lightning_torchmetrics_or_torchvision(trained, tmp_path):
+    png = tmp_path / "one.png"
+    digit = Image.new("L", (28, 28))
+    ImageDraw.Draw(digit).line([(14, 5), (14, 23)], fill=255, width=3)
+    digit.save(png)
+    for entry, arguments in (
+        ("src/predict.py", [f"input={png}"]),
+        ("src/export.py", ["format=torchscript", f"output={tmp_path / 'net.pt'}"]),
+        ("src/train.py", ["--cfg", "job"]),
+    ):
+        argv = [entry, f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={tmp_path / 'run'}", *arguments]
+        probe = (
+            "import atexit, runpy, sys; heavy = ('lightning', 'torchmetrics', 'torchvision'); "
+            "atexit.register(lambda: print('IMPORTED', [m for m in heavy if m in sys.modules])); "
+            f"sys.argv = {argv!r}; runpy.run_path({entry!r}, run_name='__main__')"
+        )
+        result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "IMPORTED []" in result.stdout, f"{entry}: {result.stdout[-300:]}"

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlplab.config.overrides import NAME_LIMIT
-from mlplab.engine import distributed
 from mlplab.engine.runs import claimed, record_failure
 from mlplab.errors import InputError, Interrupted, RunStopped, SweepRefused, one_line
 
@@ -186,6 +185,8 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
         print(f"failed: {message}", file=sys.stderr)
         record_failure(Path(output_dir), message)
     finally:
+        from mlplab.engine import distributed  # here: it imports Lightning, which eval and predict do without
+
         distributed.release()
 
 

@@ -22,7 +22,8 @@ from mlplab.config.overrides import split
 from mlplab.config.rules import without_ranges
 from mlplab.config.trust import check_overrides
 from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState
-from mlplab.engine.checkpoints import AtomicCheckpointIO, load_checkpoint, relocate
+from mlplab.engine.checkpoint_io import AtomicCheckpointIO
+from mlplab.engine.checkpoints import load_checkpoint, relocate
 from mlplab.engine.distributed import use_job_commands
 from mlplab.engine.execution import ProgressBar, trainer_arguments
 from mlplab.engine.hparams import log_hparams, tensorboard

@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from mlplab.data import MEAN, STD
 from mlplab.engine.runs import atomic_write
 from mlplab.errors import InputError
-from mlplab.use.trained import load_trained
+from mlplab.idx import MEAN, STD
+from mlplab.use.trained import load_network
 
 Model = Callable[[Tensor], Tensor]
 
@@ -90,12 +90,11 @@ def export_model(cfg: DictConfig) -> dict[str, Any]:
     missing = [name for name in REQUIRES.get(cfg.format, ()) if importlib.util.find_spec(name) is None]
     if missing:
         raise InputError(f"format={cfg.format} needs {', '.join(missing)}: pip install -e '.[export]'")
-    module, _ = load_trained(cfg.ckpt_path, cfg.trusted_modules)
+    net, _ = load_network(cfg.ckpt_path, cfg.trusted_modules)
     suffix, serialize, load = FORMATS[cfg.format]
     default = Path(cfg.paths.output_dir) / Path(cfg.ckpt_path).with_suffix(suffix).name
     path = Path(cfg.output).expanduser() if cfg.output else default
 
-    net = module.net
     content = serialize(net)
     atomic_write(path, lambda f: f.write(content))
     images = example_images(64, seed=1)

@@ -5,17 +5,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 from torch import Tensor
-from torchvision.transforms.functional import pil_to_tensor
 
-from mlplab.data import MEAN, STD
 from mlplab.engine.runs import write_json
 from mlplab.errors import InputError
-from mlplab.use.trained import load_trained
+from mlplab.idx import MEAN, STD
+from mlplab.use.trained import load_network
 
 SIZE, DIGIT_SIZE = 28, 20  # MNIST: the digit's longer side is 20 px, in a 28 x 28 field
 # Pixels fainter than this share of the strongest ink do not stretch the bounding box: paper grain, JPEG noise.
@@ -31,14 +31,14 @@ def grayscale(image: Image.Image) -> Tensor:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         # Transparent pixels keep an arbitrary hidden colour (often black): put paper behind them instead.
         image = image.convert("RGBA")
-        opaque = pil_to_tensor(image.getchannel("A"))[0] > 127
-        visible = pil_to_tensor(image.convert("L"))[0][opaque] / 255
+        opaque = _pixels(image.getchannel("A")) > 127
+        visible = _pixels(image.convert("L"))[opaque] / 255
         # Strokes on a see-through canvas cover little of it and show one shade, the ink's; a page (even with
         # rounded corners or in a see-through margin) covers most of it, or shows its paper and its ink. So
         # when the little that shows is all light, it is light ink, and it goes on black paper.
         light_ink = opaque.float().mean() < 0.5 and visible.numel() > 0 and (visible > 0.5).float().mean() > 0.98
         image = Image.alpha_composite(Image.new("RGBA", image.size, "black" if light_ink else "white"), image)
-    return pil_to_tensor(image.convert("L"))[0] / 255
+    return _pixels(image.convert("L")) / 255
 
 
 def frame(pixels: Tensor) -> Tensor:
@@ -98,6 +98,11 @@ def read_image(path: Path | BinaryIO) -> Image.Image:
     return image
 
 
+def _pixels(image: Image.Image) -> Tensor:
+    """A one-channel image's pixels as a 2-D uint8 tensor (torchvision's pil_to_tensor, without importing it)."""
+    return torch.from_numpy(np.array(image, dtype=np.uint8))
+
+
 def image_files(input_path: str | None) -> list[Path]:
     """The one file given, or every file of the folder given (not its subfolders), sorted by name."""
     if not input_path:
@@ -139,7 +144,7 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
     if not (isinstance(top_k, int) and 1 <= top_k <= 10):
         raise InputError(f"top_k={top_k}: give a whole number from 1 to 10 (the number of digits shown per image)")
     files = image_files(cfg.input)
-    module, _ = load_trained(cfg.ckpt_path, cfg.trusted_modules)
+    module, _ = load_network(cfg.ckpt_path, cfg.trusted_modules)
 
     images, readable, failed = [], [], {}
     for path in files:

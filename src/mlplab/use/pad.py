@@ -14,18 +14,18 @@ from importlib.resources import files
 from typing import Any
 
 from omegaconf import DictConfig
+from torch import nn
 
 from mlplab.errors import InputError
-from mlplab.module import Classifier
 from mlplab.use.inference import classify, frame, grayscale, network_input, read_image
-from mlplab.use.trained import load_trained
+from mlplab.use.trained import load_network
 
 HOST = "127.0.0.1"  # this machine only: the pad is for its own user
 MAX_BYTES = 2_000_000  # a drawing of the page's 280 x 280 canvas is about 10 kB as PNG
 TOP_K = 3
 
 
-def answer(module: Classifier, png: bytes) -> dict[str, Any]:
+def answer(module: nn.Module, png: bytes) -> dict[str, Any]:
     """What the page shows for a drawing: the top 3 digits with their probabilities, and the network's input."""
     seen = frame(grayscale(read_image(io.BytesIO(png))))
     [(digits, probabilities)] = classify(module, [network_input(seen)], TOP_K)
@@ -35,7 +35,7 @@ def answer(module: Classifier, png: bytes) -> dict[str, Any]:
 class PadServer(ThreadingHTTPServer):
     daemon_threads = True  # Ctrl-C does not wait for a browser's open connection
 
-    def __init__(self, port: int, module: Classifier) -> None:
+    def __init__(self, port: int, module: nn.Module) -> None:
         super().__init__((HOST, port), PadHandler)
         self.module = module
         port = self.server_address[1]
@@ -94,7 +94,7 @@ def serve(cfg: DictConfig) -> None:
     port = cfg.port
     if not (isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535):
         raise InputError(f"port={port}: give a whole number from 0 to 65535 (0: any free port)")
-    module, _ = load_trained(cfg.ckpt_path, cfg.trusted_modules)
+    module, _ = load_network(cfg.ckpt_path, cfg.trusted_modules)
     try:
         server = PadServer(port, module)
     except OSError as error:

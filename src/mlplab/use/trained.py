@@ -1,18 +1,51 @@
-"""A training run's checkpoint read back as what eval, predict and export need: the model and its data settings."""
+"""A training run's checkpoint read back as what eval, predict and export need: the model and its data settings.
 
-import inspect
+`load_network` builds the network alone, for a forward pass (predict, export, the digit pad): it imports neither
+Lightning nor torchmetrics, so those commands start in about the time torch takes to import. `load_trained` builds
+the whole LightningModule, for eval's Trainer.
+"""
+
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hydra.utils import instantiate
+from torch import nn
 
 from mlplab.config.trust import check_targets
 from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError, one_line
-from mlplab.module import Classifier
+
+if TYPE_CHECKING:
+    from mlplab.module import Classifier
+
+# mlplab.module.Classifier's arguments (tests/test_use_model.py checks them against its signature): named here so
+# that reading a checkpoint need not import Lightning.
+HYPERPARAMETERS = ("model", "loss", "optimizer", "scheduler", "penalties", "execution", "l1", "l2")
 
 
-def load_trained(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple[Classifier, dict[str, Any]]:
-    """The trained module (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with; what the
-    checkpoint's hyperparameters build must be classes of the lab, torch, Lightning or a `trusted` module."""
+def load_network(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained network (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
+    checkpoint = _checked(ckpt_path, trusted)
+    net = instantiate(checkpoint["hyper_parameters"]["model"], _convert_="all")
+    weights = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key[:4] == "net."}
+    _load(net, weights, ckpt_path)
+    return net.eval(), checkpoint["datamodule_hyper_parameters"]
+
+
+def load_trained(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple["Classifier", dict[str, Any]]:
+    """The trained module (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
+    from mlplab.module import Classifier
+
+    checkpoint = _checked(ckpt_path, trusted)
+    module = Classifier(**checkpoint["hyper_parameters"])
+    module.on_load_checkpoint(checkpoint)  # as Lightning does before loading the state
+    _load(module, checkpoint["state_dict"], ckpt_path)
+    return module.eval(), checkpoint["datamodule_hyper_parameters"]
+
+
+def _checked(ckpt_path: str | None, trusted: Sequence[str]) -> dict[str, Any]:
+    """The checkpoint, once it is one of `python src/train.py`'s and what its hyperparameters build must be classes
+    of the lab, torch, Lightning or a `trusted` module."""
     if not ckpt_path:
         raise InputError(
             "ckpt_path is required: give ckpt_path=PATH to a checkpoint of a training run, "
@@ -23,21 +56,21 @@ def load_trained(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple[Cl
     if missing:
         raise InputError(f"ckpt_path={ckpt_path}: not written by `python src/train.py` (it has no {missing[0]})")
     hyper_parameters = checkpoint["hyper_parameters"]
-    arguments = inspect.signature(Classifier).parameters
-    if not {"model", "loss", "optimizer"} <= hyper_parameters.keys() <= arguments.keys():
+    if not {"model", "loss", "optimizer"} <= hyper_parameters.keys() <= set(HYPERPARAMETERS):
         raise InputError(
             f"ckpt_path={ckpt_path}: not a checkpoint of this lab's classifier (another program's?): its "
             f"hyperparameters are {', '.join(map(str, hyper_parameters)) or 'none'}, where this lab's are model, "
             "loss, optimizer and their settings"
         )
     check_targets(hyper_parameters, f"ckpt_path={ckpt_path}", tuple(trusted))
-    module = Classifier(**hyper_parameters)
-    module.on_load_checkpoint(checkpoint)  # as Lightning does before loading the state
+    return checkpoint
+
+
+def _load(module: nn.Module, state: dict[str, Any], ckpt_path: str | None) -> None:
     try:
-        module.load_state_dict(checkpoint["state_dict"])
+        module.load_state_dict(state)
     except RuntimeError as error:  # missing, unexpected or misshapen weights
         reason = one_line(str(error).split("\n\t", 1)[-1])[:200]
         raise InputError(
             f"ckpt_path={ckpt_path}: its weights do not fit the network its hyperparameters describe ({reason})"
         ) from None
-    return module.eval(), checkpoint["datamodule_hyper_parameters"]
