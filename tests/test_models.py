@@ -212,3 +212,23 @@ def test_each_network_classifies_an_image_file_as_its_forward_pass_does(trained,
     with torch.no_grad():
         expected = module(preprocess(image)[None]).softmax(dim=1)[0].topk(3)
     assert not failed and prediction.digits == expected.indices.tolist()
+
+
+def test_channels_last_trains_the_cnn_to_the_same_numbers_up_to_rounding():
+    """model.channels_last changes how activations lie in memory, not what is computed: from the same start, ten
+    SGD steps give the same logits to float32 rounding (the convolutions add in another order)."""
+    from mlplab.models.cnn import CNN
+
+    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    logits = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        net = CNN(channels_last=channels_last)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(10):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(images), labels).backward()
+            optimizer.step()
+        assert net.features[3].weight.is_contiguous(memory_format=torch.channels_last) == channels_last  # conv 2
+        logits.append(net(images).detach())
+    assert torch.allclose(logits[0], logits[1], atol=1e-4, rtol=1e-4)

@@ -3,9 +3,10 @@ convolution + pooling stages, then dense layers (experiment=speedrun: the publis
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
-from mlplab.config.rules import Rule, integer, list_of, one_of, within
+from mlplab.config.rules import FLAG, Rule, integer, list_of, one_of, within
 from mlplab.errors import InputError
 from mlplab.models.network import ACTIVATION, HIDDEN_DIMS, Network, check_dropout, check_sizes, dense_layers
 from mlplab.models.network import activation as make_activation
@@ -30,6 +31,7 @@ class CNN(Network):
             refused=4,
         ),
         Rule("padding", *one_of("same", "valid"), refused="full"),
+        Rule("channels_last", *FLAG, refused="yes"),
     )
 
     def __init__(
@@ -42,6 +44,7 @@ class CNN(Network):
         dropout: float = 0.0,
         batch_norm: bool = False,
         padding: str = "same",
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         channels = check_sizes("channels", channels, "channel counts")
@@ -70,8 +73,16 @@ class CNN(Network):
         self.features = nn.Sequential(*stages)
         dense = dense_layers(width * side * side, hidden_dims, activation, dropout, batch_norm)
         self.classifier = nn.Sequential(nn.Flatten(), *dense, nn.Linear(hidden_dims[-1], num_classes))
+        # Activations stored pixel by pixel with their channels together (NHWC): oneDNN's convolutions run faster
+        # on them than on channel planes (1.8x per training step at batch 64 on 2 CPU cores, README's Performance).
+        # The values are the same up to the convolutions' rounding; .to(device) keeps the layout.
+        self.channels_last = channels_last
+        if channels_last:
+            self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.classifier(self.features(x))
 
     def first_layer_images(self) -> Tensor:
