@@ -4,12 +4,11 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import job, run
+from mlplab.experiments.continuation import train_task
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from mlplab.experiments.continuation import train_task  # here: --help and --cfg job start without torch
-
     job(lambda: train_task(cfg), cfg.paths.output_dir)
 
 

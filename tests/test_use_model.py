@@ -450,7 +450,6 @@ def test_predict_and_export_start_without_lightning_torchmetrics_or_torchvision(
     for entry, arguments in (
         ("src/predict.py", [f"input={png}"]),
         ("src/export.py", ["format=torchscript", f"output={tmp_path / 'net.pt'}"]),
-        ("src/train.py", ["--cfg", "job"]),
     ):
         argv = [entry, f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={tmp_path / 'run'}", *arguments]
         probe = (

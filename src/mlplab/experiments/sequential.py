@@ -67,7 +67,7 @@ def t_boundaries(looks: tuple[int, ...], alpha: float) -> tuple[float, ...]:
     sequences of normal differences, a fixed seed): exact but for the draw, where turning z boundaries into t ones
     look by look is not at 2 degrees of freedom (it let 6.4% of null sweeps through at α 5%, measured)."""
     generator = np.random.default_rng(20261207)
-    differences = generator.standard_normal((PATHS, looks[-1]))
+    differences = generator.standard_normal((PATHS, looks[-1]), dtype=np.float32)  # 4 MB per seed
     alive = np.ones(PATHS, dtype=bool)
     boundaries, previous = [], 0.0
     for n in looks:
@@ -101,6 +101,8 @@ def decide(values: dict[str, dict[int, float]], plan: Design) -> State:
     are decided, and which get seeds up to which count. A row at a look needs seeds 0..n-1."""
     decided: dict[str, Decision] = {}
     continuing = list(values)
+    if not continuing:  # every row failed
+        return State(decided, [], None)
     for n, critical in zip(plan.looks, plan.critical, strict=True):
         if any(any(s not in values[row] for s in range(n)) for row in continuing):
             return State(decided, continuing, n)  # this look's seeds are not all in yet
