@@ -233,6 +233,11 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> floa
     return 2 * n**3 / min(seconds) / 1e9
 
 
+def md5_argument(md5: dict[str, str]) -> str:
+    """The override that tells the project's runs the data files' checksums."""
+    return "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
+
+
 def data_files(data_dir: Path | None) -> tuple[Path, dict[str, str]]:
     """(data_dir, md5): the shipped MNIST, verified; or the IDX files in data_dir/MNIST/raw as they are."""
     if data_dir is None:
@@ -274,7 +279,7 @@ def main() -> None:
 
     data_dir, md5 = data_files(args.data_dir)
     images, labels = (tensor.to(device) for tensor in load_split(data_dir, train=True))
-    md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
+    md5_override = md5_argument(md5)
     project = [f"data.batch_size={args.batch_size}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
     samples: dict[str, list[float]] = defaultdict(list)  # images per second of each pipeline, round by round
     startups: list[tuple[float, float]] = []
@@ -335,7 +340,7 @@ def startup_figures(repeats: int) -> str:
 def speedrun(seeds: int, data: tuple[Path, dict[str, str]], overrides: list[str], device: str = "cpu") -> str:
     """The reference recipe and experiment=speedrun over the same seeds, as a table with means and ratios."""
     data_dir, md5 = data
-    md5_override = "++data.md5={" + ",".join(f"{name}:'{value}'" for name, value in md5.items()) + "}"
+    md5_override = md5_argument(md5)
     runs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # (train s, process s, test acc)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
