@@ -94,7 +94,8 @@ class NamedSweeper(BasicSweeper):
         names = [_name(c, overrides) for c in configurations]
         values: dict[str, dict[int, float]] = {name: {} for name in names}
         returns, launched = [], 0
-        while (state := sequential.decide(values, plan)).next_seeds is not None:
+        state = sequential.decide(values, plan)
+        while state.next_seeds is not None:
             jobs = [
                 (i, s)
                 for i, n in enumerate(names)
@@ -115,9 +116,11 @@ class NamedSweeper(BasicSweeper):
                 elif names[i] in values:
                     print(f"{names[i]}: seed {s} ended {metrics.get('status')}; no more seeds for it", flush=True)
                     del values[names[i]]
-            for name, decision in sequential.decide(values, plan).decided.items():
+            after = sequential.decide(values, plan)
+            for name, decision in after.decided.items():
                 if decision.seeds == state.next_seeds and decision.verdict == "worse":
                     print(f"{name}: {sequential.described(decision)}; no more seeds for it", flush=True)
+            state = after
         return returns
 
     def job_folders(self, returns: list[list[JobReturn]], sweep_dir: Path) -> list[str]:

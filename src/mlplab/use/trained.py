@@ -27,7 +27,8 @@ def load_network(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple[nn
     """The trained network (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
     checkpoint = _checked(ckpt_path, trusted)
     net = instantiate(checkpoint["hyper_parameters"]["model"], _convert_="all")
-    weights = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key[:4] == "net."}
+    state = checkpoint["state_dict"]
+    weights = {key.removeprefix("net."): value for key, value in state.items() if key.startswith("net.")}
     _load(net, weights, ckpt_path)
     return net.eval(), checkpoint["datamodule_hyper_parameters"]
 
