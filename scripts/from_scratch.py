@@ -3,7 +3,7 @@
     python scripts/from_scratch.py                 # the 784-512-256-10 MLP on all ten digits
     python scripts/from_scratch.py --digits 3 8    # the two-layer binary classifier: 3 (output 0) against 8 (1)
 
-The math is in src/mlplab/scratch/network.py and scratch_optim.py; docs/lesson.md maps it to the lesson's formulas.
+The math is in src/mlplab/scratch/network.py and optim.py; docs/lesson.md maps it to the lesson's formulas.
 """
 
 import argparse

@@ -33,6 +33,19 @@ REAL_MNIST_PRESENT = all(
         "t10k-labels-idx1-ubyte",
     )
 )
+# The documentation, each English page with its Chinese twin: the READMEs and the pages of docs/ (the site's home
+# pages, docs/index*.md, are the READMEs: the site's build puts them there).
+DOC_PAGES = [
+    ("README.md", "README.zh-CN.md"),
+    *(
+        (f"docs/{page.name}", f"docs/{page.stem}.zh-CN.md")
+        for page in sorted((REPO / "docs").glob("*.md"))
+        if not page.name.endswith(".zh-CN.md") and page.name != "index.md"
+    ),
+]
+ENGLISH_PAGES = [english for english, _ in DOC_PAGES]
+
+
 # Markers of the second test command (README): `-m real_data` selects these tests, which skip, saying why, where
 # their files or their browser are missing.
 real_data = pytest.mark.real_data

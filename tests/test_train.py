@@ -172,6 +172,38 @@ def test_debug_fast_runs_one_batch_and_tests_the_final_weights(make_cfg):
     assert objects["trainer"].global_step == 1 and 0 <= metrics["test/acc"] <= 1
 
 
+LIGHTNING_INTERNALS = ("GPU available", "Trainable params", "`Trainer.fit` stopped", "Restoring states")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_first_lines_say_what_is_trained_and_lightnings_internals_wait_for_verbose(
+    make_cfg, capfd, caplog, verbose
+):
+    train(make_cfg("trainer.max_epochs=1", "optimizer=adam", "regularization=l2", f"verbose={verbose}"))
+    out, err = capfd.readouterr()
+    lines = out.splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("network ")))
+    assert [line.split()[0] for line in lines[first : first + 5]] == [
+        "network",
+        "loss",
+        "optimizer",
+        "data",
+        "training",
+    ]
+    network = lines[first]
+    assert network.startswith("network    MLP input_dim=784, hidden_dims=[64, 32], num_classes=10, activation=relu")
+    assert network.endswith(f": {784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10:,} parameters")
+    assert lines[first + 1] == "loss       CrossEntropyLoss + L2 strength=0.0001"
+    assert lines[first + 2].startswith("optimizer  Adam lr=0.001") and lines[first + 2].endswith("; a constant lr")
+    assert " training images in batches of " in lines[first + 3] and "(x - 0.1307) / 0.3081" in lines[first + 3]
+    assert lines[first + 4] == "training   1 epoch on CPU, seed 0"
+    # Lightning logs to the terminal through its own handler, which pytest's logging capture replaces.
+    shown = [internal for internal in LIGHTNING_INTERNALS if internal in out + err + caplog.text]
+    assert shown == (list(LIGHTNING_INTERNALS) if verbose else [])
+    if not verbose:  # the summary comes first: nothing of Lightning's before it
+        assert first == 0
+
+
 def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "src" / "train.py"), *args], cwd=cwd, capture_output=True, text=True
@@ -183,6 +215,9 @@ def test_command_line_run_writes_a_complete_run_folder(synthetic_mnist, tmp_path
     run_dir = tmp_path / "run"
     result = cli(*SYNTHETIC, *data_overrides(synthetic_mnist), "trainer.max_epochs=2", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
+    # What is trained comes first, with nothing of Lightning's (verbose=false) on either stream.
+    assert result.stdout.startswith("network    MLP input_dim=784") and "\noptimizer  SGD lr=0.01" in result.stdout
+    assert not [internal for internal in LIGHTNING_INTERNALS if internal in result.stdout + result.stderr]
     # Not a terminal: one line per epoch instead of a progress bar, then the summary.
     assert "epoch 0 (1/2)  train/loss" in result.stdout and "epoch 1 (2/2)" in result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))

@@ -225,6 +225,16 @@ class MNISTDataModule(ExecutedDataModule):
             # A stream of its own, apart from dropout's (torch's global one), saved in checkpoints (state_dict).
             self.generator = torch.Generator(device).manual_seed(self.seed + 1_000_003)
 
+    def describe(self) -> str:
+        """The data of the run, for its first lines (mlplab.engine.callbacks.RunSummary)."""
+        sizes = {name: len(labels) for name, (_, labels) in self.splits.items()}
+        validation = f"{sizes['val']:,} for validation" if sizes["val"] else "no validation set"
+        return (
+            f"MNIST: {sizes['train']:,} training images in batches of {self.batch_size}, {validation}, "
+            f"{sizes['test']:,} for the test; pixels standardized to (x - {MEAN}) / {STD}"
+            + (f"; distorted: {self.augment}" if self.augment else "")
+        )
+
     # The distortions' stream in checkpoints, so that a resumed run draws what an uninterrupted one would.
     def state_dict(self) -> dict[str, Any]:
         return {"augment_generator": self.generator.get_state()} if self.generator else {}

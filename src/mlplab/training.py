@@ -1,5 +1,6 @@
 """train(cfg): build everything from the composed config, fit, test the best checkpoint, report."""
 
+import logging
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from mlplab.config.checks import check_config
 from mlplab.config.overrides import split
 from mlplab.config.rules import without_ranges
 from mlplab.config.trust import check_overrides
-from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState
+from mlplab.engine.callbacks import EpochSummary, History, Interruption, NetworkSummary, RandomState, RunSummary
 from mlplab.engine.checkpoint_io import AtomicCheckpointIO
 from mlplab.engine.checkpoints import load_checkpoint, relocate
 from mlplab.engine.distributed import use_job_commands
@@ -55,10 +56,10 @@ def build(
     validating = cfg.data.val_size > 0
     kept = [c for c in cfg.callbacks.values() if c and (validating or not str(c.get("monitor", "")).startswith("val/"))]
     callbacks = [*(callbacks or []), *(instantiate(without_ranges(c)) for c in kept)]
-    callbacks += [History(), RandomState(), Interruption(checkpoints)]
-    if arguments.get("enable_model_summary", True) is not False:
+    callbacks += [RunSummary(), History(), RandomState(), Interruption(checkpoints)]
+    if cfg.verbose and arguments.get("enable_model_summary", True) is not False:
         callbacks.append(NetworkSummary())  # in place of Lightning's, which would list the engine's bookkeeping
-        arguments["enable_model_summary"] = False  # Lightning's own is not added (nor said to be skipped)
+    arguments["enable_model_summary"] = False  # Lightning's own is not added (nor said to be skipped)
     progress_bar = cfg.trainer.enable_progress_bar
     if progress_bar is None:  # a live bar on a terminal, one line per epoch in logs and files
         progress_bar = sys.stdout.isatty()
@@ -97,6 +98,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> tuple[
         relocate(checkpoint, output_dir / "checkpoints")
     if threads := cpu_threads(cfg):
         torch.set_num_threads(threads)
+    # The first screen is the lesson's (RunSummary), not Lightning's devices, restores and stops, unless asked for.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.INFO if cfg.verbose else logging.WARNING)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg, callbacks, checkpoint)
     recorded = without_ranges(cfg)  # what run.json, hparams.yaml and the loggers keep: the resolved config

@@ -51,6 +51,7 @@ CONFIG_RULES: list[Rule] = [
     # Lightning replaces a seed outside NumPy's range with a random one (a warning, then irreproducible runs).
     Rule("seed", *SEED, refused=-1),
     Rule("threads", *optional(within("[1, inf)", "integer")), refused=0),
+    Rule("verbose", *FLAG, refused="yes"),
     Rule("steps_per_execution", *within("[1, inf)", "integer"), refused=0),
     Rule("ckpt_path", *optional(PATH), refused=5),
     # scheduler: null (none.yaml) is a constant learning rate; `interval` is Lightning's, beside the scheduler.

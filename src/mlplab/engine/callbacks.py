@@ -1,6 +1,7 @@
-"""Callbacks of every run: the network's summary, a progress line for logs, metric history, resumable random state,
-graceful interruption."""
+"""Callbacks of every run: what is trained (the run's first lines), the network's table, a progress line for logs,
+metric history, resumable random state, graceful interruption."""
 
+import os
 import signal
 import threading
 import time
@@ -17,6 +18,35 @@ from lightning.pytorch.utilities import rank_zero_only
 from mlplab.engine.runs import pasted
 from mlplab.engine.steps import BOOKKEEPING
 from mlplab.errors import Interrupted
+
+
+def described(node: dict[str, Any]) -> str:
+    """A config node as the class it builds and its arguments: `SGD lr=0.01, momentum=0.9`."""
+    name = str(node.get("_target_", "?")).rsplit(".", 1)[-1]
+    arguments = ", ".join(f"{key}={value}" for key, value in node.items() if not key.startswith("_"))
+    return f"{name} {arguments}".strip()
+
+
+class RunSummary(Callback):
+    """The run's first lines, in the lesson's terms: the network, the loss, the optimizer and the data that are about
+    to be trained, before the first epoch (Lightning's own messages are left to `verbose=true`)."""
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: Trainer, module: LightningModule) -> None:
+        hparams = module.hparams
+        parameters = sum(p.numel() for p in module.net.parameters())
+        schedule = described(hparams["scheduler"]["scheduler"]) if hparams.get("scheduler") else "a constant lr"
+        penalties = ", ".join(described(penalty) for penalty in hparams.get("penalties", {}).values())
+        rows = {
+            "network": f"{described(hparams['model'])}: {parameters:,} parameters",
+            "loss": described(hparams["loss"]) + (f" + {penalties}" if penalties else ""),
+            "optimizer": f"{described(hparams['optimizer'])}; {schedule}",
+            "data": trainer.datamodule.describe() if hasattr(trainer.datamodule, "describe") else "",
+            "training": f"{trainer.max_epochs} epoch{'s' * (trainer.max_epochs != 1)} on "
+            f"{type(trainer.accelerator).__name__.removesuffix('Accelerator')}, seed {os.environ.get('PL_GLOBAL_SEED')}"
+            + (f", resumed at step {trainer.global_step}" if trainer.global_step else ""),
+        }
+        print("\n".join(f"{name:<10} {text}" for name, text in rows.items() if text), flush=True)
 
 
 class NetworkSummary(ModelSummary):

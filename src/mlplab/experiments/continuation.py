@@ -27,7 +27,10 @@ from mlplab.training import resumed_config, train
 
 # How a job is continued and recorded, not what it computes: a resumed job records its checkpoint, a rerun its
 # statuses, the loggers only write down what it computes, and a sweep's seed count or additions choose its jobs.
-NOT_COMPARED = ("ckpt_path", "sweep.rerun", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds", "sweep.add", "logger")
+NOT_COMPARED = (
+    *("ckpt_path", "sweep.rerun", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds", "sweep.add", "logger"),
+    "verbose",
+)
 
 
 def train_task(cfg: DictConfig) -> dict[str, Any]:

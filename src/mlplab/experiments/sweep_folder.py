@@ -25,7 +25,7 @@ RECORD = "sweep.json"
 # Keys that do not make another sweep: its seeds (more seeds reuse those trained), how it is continued or logged.
 NOT_A_DIFFERENT_SWEEP = (
     *("seed", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds"),
-    *("sweep.rerun", "sweep.add", "ckpt_path", "logger"),
+    *("sweep.rerun", "sweep.add", "ckpt_path", "logger", "verbose"),
 )
 
 
