@@ -1,7 +1,10 @@
-"""MkDocs hook: the README is the site's home page, and the repository's files that the pages link to become pages
-of the site, with a line anchor each.
+"""MkDocs hook: what the site's pages are made of, beyond docs/*.md.
 
-docs/index.md and docs/index.zh-CN.md are README.md and README.zh-CN.md, their links turned into the site's.
+- The READMEs are the home pages: docs/index.md and docs/index.zh-CN.md are README.md and README.zh-CN.md, their
+  links turned into the site's.
+- The repository's files that the pages link to become pages of the site, with a line anchor each; the notebook
+  becomes a page with its outputs.
+- A Chinese paragraph's line breaks are taken out (a browser shows each as a space).
 
 A page links to a file as on GitHub, `[module.py:87](../src/mlplab/module.py#L87)`, so that the link works there
 too; in the site the link lands on line 87 of the file's own page (source/src/mlplab/module.py.html#L87), which
@@ -68,16 +71,36 @@ def notebook_page() -> str:
 
 @event_priority(-200)  # after the i18n plugin has chosen each language's pages: these are the same in both
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    files.append(File.generated(config, "notebook.md", content=notebook_page()))
+    pages = {"notebook.md": notebook_page()}
     for path in sorted(linked_files(Path(config.docs_dir)) - {NOTEBOOK}):
         if (REPO / path).is_file():  # else the strict build reports the broken link
-            files.append(File.generated(config, f"source/{path}.md", content=source_page(path)))
+            pages[f"source/{path}.md"] = source_page(path)
+    # Each language's build gets its own copy, under its folder (zh-CN/...), in its own navigation and language.
+    i18n = config.plugins["i18n"]
+    folder = "" if i18n.current_language == i18n.default_language else f"{i18n.current_language}/"
+    for src_uri, content in pages.items():
+        page = File.generated(config, src_uri, content=content)
+        page.dest_uri = folder + page.dest_uri
+        files.append(page)
     return files
+
+
+# A line break between two Chinese characters: the pages wrap long Chinese paragraphs, and a browser would show each
+# break as a space, which Chinese does not put between words.
+CJK = "\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
+CJK_BREAK = re.compile(rf"(?<=[{CJK}])\n(?=[{CJK}])")
+
+
+def joined_chinese(markdown: str) -> str:
+    """The markdown with its Chinese paragraphs' line breaks taken out, outside code blocks."""
+    parts = re.split(r"(^```.*?^```)", markdown, flags=re.M | re.S)
+    return "".join(part if part.startswith("```") else CJK_BREAK.sub("", part) for part in parts)
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     if page.file.src_uri in HOME:
         markdown = readme_as_page(HOME[page.file.src_uri])
+    markdown = joined_chinese(markdown)
 
     def target(match: re.Match) -> str:
         path, line = match[1], match[2] or ""
