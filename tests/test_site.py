@@ -1,9 +1,13 @@
 """The documentation site as a reader sees it: built by `mkdocs build --strict`, opened from disk in headless Chromium
-(no server): the home page in each language, the switch between them, the search, the code tour's links."""
+(no server): the home page in each language, the switch between them, the search, the code tour's links; and an
+exercise's check as the learner's console shows it. MLPLAB_SCREENSHOTS=<folder> keeps what the browser showed."""
 
+import html
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +122,43 @@ def test_the_code_tours_links_land_on_the_lines_they_name(site, driver, tmp_path
     keep(driver, "code-tour-line", tmp_path)
     browser.open_page(driver, (site / "zh-CN" / "code-tour.html").as_uri(), ["代码导读"])
     keep(driver, "code-tour-zh", tmp_path)
+
+
+def test_an_exercise_check_fails_then_passes_as_the_learner_sees_it(driver, tmp_path):
+    """§4.4 in a learner's own folder: start, the lesson's step 4 copied as printed (refused, naming the line and the
+    shapes), then the corrected backward pass (passes); the console's text, shown in Chromium with Noto CJK."""
+    from mlplab.exercises import EXERCISES, solution_file
+
+    def exercises(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "mlplab.exercises", *command, "4.4", "--lang", "zh"], cwd=tmp_path,
+            capture_output=True, text=True, encoding="utf-8", env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        )  # fmt: skip
+
+    started = exercises("start")
+    answer = tmp_path / "exercises" / "ex_4_4.py"
+    assert started.returncode == 0 and answer.read_text(encoding="utf-8") == EXERCISES["4.4"].TEMPLATE
+    as_printed = re.sub(
+        r"^    # (?=(dz2|dW2|db2|da1|dz1|dW1|db1|return) )", "    ", EXERCISES["4.4"].TEMPLATE, flags=re.M
+    )
+    answer.write_text(as_printed.replace("    raise NotImplementedError", "    # raise NotImplementedError"), "utf-8")
+    failing = exercises("check")
+    shutil.copy(solution_file("4.4"), answer)
+    passing = exercises("check")
+    assert (
+        failing.returncode == 1 and "的形状对不上" in failing.stdout and failing.stdout.endswith("还没通过：backward\n")
+    )
+    assert passing.returncode == 0 and passing.stdout.endswith("全部通过\n") and passing.stdout.count("✓") == 4
+
+    page = tmp_path / "console.html"
+    shown = "".join(
+        f"<p>$ python -m mlplab.exercises check 4.4</p><pre>{html.escape(run.stdout)}</pre>"
+        for run in (failing, passing)
+    )
+    page.write_text(
+        "<html><head><style>pre { white-space: pre-wrap }</style></head>"
+        f'<body style="background:#1e1e1e;color:#ddd;font:15px monospace;margin:1em">{shown}</body></html>',
+        encoding="utf-8",
+    )
+    browser.open_page(driver, page.as_uri(), ["全部通过", "还没通过"])
+    keep(driver, "exercise-4.4-check", tmp_path)
