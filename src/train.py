@@ -4,12 +4,18 @@ import hydra
 from omegaconf import DictConfig
 
 from mlplab.cli import job, run
-from mlplab.experiments.continuation import train_task
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    job(lambda: train_task(cfg), cfg.paths.output_dir)
+    job(lambda: training(cfg), cfg.paths.output_dir)
+
+
+def training(cfg: DictConfig) -> object:
+    # Imported here, once there is a run to train: --help and --cfg job answer without torch and Lightning (5 s).
+    from mlplab.experiments.continuation import train_task
+
+    return train_task(cfg)
 
 
 if __name__ == "__main__":

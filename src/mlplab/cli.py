@@ -40,6 +40,17 @@ def quiet_libraries() -> None:
     threading.excepthook = _event_writer_quiet
 
 
+def lightning_console() -> None:
+    """Lightning's loggers write to the console themselves, as Lightning sets them up when it is imported before
+    logging is configured. src/train.py imports it only once it trains, after Hydra has set up the job's logging:
+    set up here first, Lightning's records stay out of Hydra's handlers (its train.log) whichever comes first."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        if logger.propagate:  # else Lightning, imported first, has done it
+            logger.addHandler(logging.StreamHandler())
+            logger.propagate = False
+
+
 def _no_advert(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("💡")
 
@@ -167,6 +178,7 @@ def job(task: Callable[[], object], output_dir: str | Path) -> None:
     its metrics.json and printed, and the sweep goes on (the sweep's summary sets the exit status), except on
     Ctrl-C or SIGTERM, which stop the whole sweep."""
     quiet_libraries()
+    lightning_console()
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         with reported():
             task()
