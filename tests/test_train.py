@@ -204,6 +204,15 @@ def test_the_first_lines_say_what_is_trained_and_lightnings_internals_wait_for_v
         assert first == 0
 
 
+def test_a_resumed_run_says_from_which_step(make_cfg, capsys):
+    train(make_cfg("trainer.max_epochs=1", "logger=none"))
+    capsys.readouterr()
+    last = Path(make_cfg().paths.output_dir) / "checkpoints" / "last.ckpt"
+    train(make_cfg("trainer.max_epochs=2", "logger=none", f"ckpt_path={last}"))
+    # 16 batches of the synthetic data per epoch (SYNTHETIC): one epoch done, the second to go.
+    assert "\ntraining   2 epochs on CPU, seed 0, resumed at step 16\n" in capsys.readouterr().out
+
+
 def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "src" / "train.py"), *args], cwd=cwd, capture_output=True, text=True

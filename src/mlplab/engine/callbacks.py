@@ -29,10 +29,11 @@ def described(node: dict[str, Any]) -> str:
 
 class RunSummary(Callback):
     """The run's first lines, in the lesson's terms: the network, the loss, the optimizer and the data that are about
-    to be trained, before the first epoch (Lightning's own messages are left to `verbose=true`)."""
+    to be trained, before the first epoch (Lightning's own messages are left to `verbose=true`). At the start of
+    training, not of the fit: a resume has restored its step by then."""
 
     @rank_zero_only
-    def on_fit_start(self, trainer: Trainer, module: LightningModule) -> None:
+    def on_train_start(self, trainer: Trainer, module: LightningModule) -> None:
         hparams = module.hparams
         parameters = sum(p.numel() for p in module.net.parameters())
         schedule = described(hparams["scheduler"]["scheduler"]) if hparams.get("scheduler") else "a constant lr"
