@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mlplab.exercises.checking import numerical_gradient  # the exercises' gradient check, CS231n's
 from mlplab.scratch.network import (
     SoftmaxMLP,
     TwoLayerNet,
@@ -36,20 +37,6 @@ from conftest import REPO, idx_bytes, real_data
 
 SCRIPT = REPO / "scripts" / "from_scratch.py"
 LESSON_PAGE = (REPO / "docs" / "lesson.md").read_text(encoding="utf-8")
-
-
-def numerical_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar f() with respect to each entry of x (nudged in place, then restored)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        original = x[i]
-        x[i] = original + h
-        up = f()
-        x[i] = original - h
-        down = f()
-        x[i] = original
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,8 +85,8 @@ def test_activation_derivatives_match_finite_differences(f, f_grad):
 def test_loss_gradients_match_finite_differences_and_torch():
     rng = np.random.default_rng(2)
     y_hat, y = rng.uniform(0.05, 0.95, (10, 1)), rng.integers(0, 2, (10, 1)).astype(np.float64)
-    assert rel_error(mse_grad(y_hat, y), numerical_grad(lambda: mse(y_hat, y), y_hat)) < 1e-8
-    bce_numerical = numerical_grad(lambda: binary_cross_entropy(y_hat, y), y_hat)
+    assert rel_error(mse_grad(y_hat, y), numerical_gradient(lambda: mse(y_hat, y), y_hat)) < 1e-8
+    bce_numerical = numerical_gradient(lambda: binary_cross_entropy(y_hat, y), y_hat)
     assert rel_error(binary_cross_entropy_grad(y_hat, y), bce_numerical) < 1e-8
     y_hat_t, y_t = torch.from_numpy(y_hat), torch.from_numpy(y)
     assert mse(y_hat, y) == pytest.approx(F.mse_loss(y_hat_t, y_t).item(), rel=1e-14)
@@ -122,7 +109,7 @@ def test_backward_matches_finite_differences(kind):
     grads = net.backward(net.forward(X), y)
     assert grads.keys() == net.params.keys()
     for name, param in net.params.items():
-        numerical = numerical_grad(lambda: net.loss(net.forward(X), y), param)
+        numerical = numerical_gradient(lambda: net.loss(net.forward(X), y), param)
         assert grads[name].shape == param.shape
         assert np.abs(numerical).max() > 1e-4, f"{name}: a zero gradient would make the check vacuous"
         assert rel_error(grads[name], numerical) < 1e-6, name
@@ -287,7 +274,7 @@ def test_the_l2_gradient_matches_finite_differences():
     net.training = True
     grads = net.backward(net.forward(X), y)
     for name, param in net.params.items():
-        numerical = numerical_grad(lambda: net.loss(net.forward(X), y), param)
+        numerical = numerical_gradient(lambda: net.loss(net.forward(X), y), param)
         assert rel_error(grads[name], numerical) < 1e-6, name
 
 
