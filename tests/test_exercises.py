@@ -101,10 +101,16 @@ def test_gradient_descent_with_the_wrong_sign_or_in_place_fails(tmp_path):
 # 4.4 the backward pass
 
 
-def test_the_lessons_step_4_copied_as_printed_names_the_line_and_the_shapes(tmp_path):
+def lessons_step_4_as_printed() -> str:
+    """Exercise 4.4's template with the lesson's step 4, which it holds as comments, uncommented as printed (and its
+    `raise NotImplementedError` left out): the answer of a learner who copies the lesson."""
     template = EXERCISES["4.4"].TEMPLATE
     as_printed = re.sub(r"^    # (?=(dz2|dW2|db2|da1|dz1|dW1|db1|return) )", "    ", template, flags=re.M)
-    as_printed = "\n".join(line for line in as_printed.splitlines() if "raise NotImplementedError" not in line)
+    return "\n".join(line for line in as_printed.splitlines() if "raise NotImplementedError" not in line)
+
+
+def test_the_lessons_step_4_copied_as_printed_names_the_line_and_the_shapes(tmp_path):
+    as_printed = lessons_step_4_as_printed()
     path = write(tmp_path, as_printed, "ex_4_4.py")
     [finding] = check("4.4", path)
     line = next(n for n, text in enumerate(as_printed.splitlines(), 1) if text.strip() == "dW2 = dz2 @ a1.T")

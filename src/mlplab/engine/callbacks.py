@@ -15,6 +15,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities import rank_zero_only
 
+from mlplab.engine.hparams import class_name
 from mlplab.engine.runs import pasted
 from mlplab.engine.steps import BOOKKEEPING
 from mlplab.errors import Interrupted
@@ -22,7 +23,7 @@ from mlplab.errors import Interrupted
 
 def described(node: dict[str, Any]) -> str:
     """A config node as the class it builds and its arguments: `SGD lr=0.01, momentum=0.9`."""
-    name = str(node.get("_target_", "?")).rsplit(".", 1)[-1]
+    name = class_name(str(node.get("_target_", "?")))
     arguments = ", ".join(f"{key}={value}" for key, value in node.items() if not key.startswith("_"))
     return f"{name} {arguments}".strip()
 
