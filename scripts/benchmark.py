@@ -37,9 +37,9 @@ the FLOP bound's matmul there; (a) and (b) stay in float32 whatever `trainer.pre
 process of its own in alternating order: training seconds as each reports them, whole-process seconds from launch to
 exit, and test accuracy, with means, 95% intervals and the lab's ratios to the reference.
 
---startup times, best of --repeats, whole processes that do not train: `python src/predict.py` on one image (with
-the checkpoint in tests/data), `python src/train.py --help` and `--cfg job`, each against a bare
-`python -c "import torch"`.
+--startup times, best of --repeats, whole processes that do not train: `python src/eval.py` on the 10,000 test images
+and `python src/predict.py` on one image (with the checkpoint in tests/data), `python src/train.py --help` and
+`--cfg job`, each against a bare `python -c "import torch"`.
 
 The FLOP bound is the network's training work per image, counted by torch's FlopCounterMode on one training step
 (forward and backward; autograd skips the input's own gradient), at the rate of a large matmul: no pipeline can beat
@@ -77,8 +77,10 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
-from mlplab.data import MEAN, MNIST_MD5, REPO, REPO_DATA_DIR, STD, load_split, prepare_mnist
+from mlplab.engine.runs import REPO
 from mlplab.experiments.comparison import mean_interval
+from mlplab.idx import MEAN, MNIST_MD5, STD
+from mlplab.mnist import REPO_DATA_DIR, load_split, prepare_mnist
 from mlplab.training import build
 
 EPOCH_IMAGES = 60_000  # epoch times are quoted for the whole MNIST training set, as in the lesson
@@ -317,6 +319,9 @@ def startup_figures(repeats: int) -> str:
         checkpoint = REPO / "tests" / "data" / "v0.1.0_mlp16_l2_dropout_onecycle.ckpt"
         commands = {
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
+            "python src/eval.py ckpt_path=... (10,000 test images)": [
+                *(sys.executable, "src/eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={Path(tmp) / 'eval'}"),
+            ],
             "python src/predict.py ckpt_path=... input=one.png": [
                 *(sys.executable, "src/predict.py", f"ckpt_path={checkpoint}", f"input={image}"),
                 f"hydra.run.dir={Path(tmp) / 'predict'}",

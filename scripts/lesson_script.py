@@ -42,7 +42,7 @@ EPOCHS = int(os.environ.get('LESSON_EPOCHS', '10'))
 # torchvision's MNIST reads the uncompressed files DATA/MNIST/raw/*-ubyte and, with download=True, downloads
 # all four files whenever one of them is missing (torchvision 0.29 checks only that they exist). The repository
 # ships them gzipped (recompressed, so their .gz md5 is not the one torchvision's download would check either),
-# so unpack them beside the .gz files (ignored by git; mlplab.data unpacks the same files the same way).
+# so unpack them beside the .gz files (ignored by git; mlplab.mnist unpacks the same files the same way).
 RAW = os.path.join(DATA, 'MNIST', 'raw')
 for name in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
              't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):

@@ -16,7 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.data import REPO_DATA_DIR
+from mlplab.mnist import REPO_DATA_DIR
 
 import browser
 from postgres import postgres  # noqa: F401  (a fixture: a real PostgreSQL server)

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from mlplab.data import prepare_mnist
+from mlplab.mnist import prepare_mnist
 
 from conftest import REPO, run_entry
 

@@ -33,10 +33,10 @@ def test_every_target_an_old_checkpoint_names_is_still_importable():
 
 
 def test_an_old_checkpoint_gives_the_logits_it_gave_when_it_was_written():
-    module, datamodule_arguments = load_trained(str(CHECKPOINT))
+    network, _, datamodule_arguments = load_trained(str(CHECKPOINT))
     images = torch.linspace(-1, 2, 2 * 784).reshape(2, 1, 28, 28)
     with torch.no_grad():
-        assert module(images).tolist() == EXPECTED["logits"]
+        assert network(images).tolist() == EXPECTED["logits"]
     assert datamodule_arguments == EXPECTED["datamodule"]
 
 

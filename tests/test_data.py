@@ -3,9 +3,11 @@ import gzip
 import pytest
 import torch
 
-from mlplab.data import MEAN, MNIST_MD5, REPO_DATA_DIR, STD, MNISTDataModule, TensorLoader, prepare_mnist
+from mlplab.data import MNISTDataModule, TensorLoader
 from mlplab.engine.execution import Executions, Plan
 from mlplab.errors import InputError
+from mlplab.idx import MEAN, MNIST_MD5, STD
+from mlplab.mnist import REPO_DATA_DIR, prepare_mnist
 
 from conftest import real_data
 

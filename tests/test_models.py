@@ -196,7 +196,7 @@ def test_each_network_exports_to_every_format(trained, fmt, tmp_path):
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnxscript")
     result = export_model(compose_use("export", [f"ckpt_path={trained['best_checkpoint']}", f"format={fmt}"], tmp_path))
-    module, _ = load_trained(trained["best_checkpoint"])
+    module = load_trained(trained["best_checkpoint"]).network
     with torch.no_grad():
         largest = module(example_images(64, seed=1)).abs().max().item()  # the images export_model compares on
     assert result["max_abs_diff"] < 1e-5 * max(largest, 1.0)  # float32 rounding of logits of that size
@@ -208,7 +208,7 @@ def test_each_network_classifies_an_image_file_as_its_forward_pass_does(trained,
     image.save(tmp_path / "one.png")
     overrides = [f"ckpt_path={trained['best_checkpoint']}", f"input={tmp_path / 'one.png'}", "top_k=3"]
     [prediction], failed = predict(compose_use("predict", overrides, tmp_path / "run"))
-    module, _ = load_trained(trained["best_checkpoint"])
+    module = load_trained(trained["best_checkpoint"]).network
     with torch.no_grad():
         expected = module(preprocess(image)[None]).softmax(dim=1)[0].topk(3)
     assert not failed and prediction.digits == expected.indices.tolist()

@@ -44,7 +44,7 @@ def synthetic_pad(synthetic_mnist, tmp_path_factory):
     process is tested below): its address and the checkpoint."""
     run_dir = tmp_path_factory.mktemp("pad_model")
     metrics, _ = train(compose_train([*SYNTHETIC, "trainer.max_epochs=1", "logger=none"], run_dir, synthetic_mnist))
-    module, _ = load_trained(metrics["best_checkpoint"])
+    module = load_trained(metrics["best_checkpoint"]).network
     with PadServer(0, module) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield server.origin, metrics["best_checkpoint"]

@@ -229,9 +229,9 @@ def test_the_numpy_lesson_runs_without_torch():
 
 
 def test_idx_files_read_with_numpy_match_torchvisions_reading(synthetic_mnist, tmp_path):
-    from mlplab.data import load_split, prepare_mnist
     from mlplab.errors import InputError
     from mlplab.idx import normalized, parse_idx, read_mnist
+    from mlplab.mnist import load_split, prepare_mnist
 
     data_dir, md5 = synthetic_mnist
     images, labels = read_mnist(data_dir, train=False, md5=md5)

@@ -15,8 +15,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw, ImageOps
 
-from mlplab.data import MEAN, REPO_DATA_DIR, STD
 from mlplab.errors import InputError
+from mlplab.idx import MEAN, STD
+from mlplab.mnist import REPO_DATA_DIR
 from mlplab.training import train
 from mlplab.use.evaluation import evaluate
 from mlplab.use.export import FORMATS, export_model
@@ -53,9 +54,11 @@ def trained(synthetic_mnist, tmp_path_factory) -> dict:
 # --- loading a checkpoint ------------------------------------------------------------------------------------
 
 
-def test_checkpoint_gives_the_model_in_eval_mode_and_its_data_settings(trained, synthetic_mnist):
-    module, data = load_trained(trained["best_checkpoint"])
-    assert not module.training and module.hparams.model["hidden_dims"] == [64, 32]
+def test_checkpoint_gives_the_network_in_eval_mode_its_loss_and_its_data_settings(trained, synthetic_mnist):
+    network, criterion, data = load_trained(trained["best_checkpoint"])
+    widths = [layer.out_features for layer in network.modules() if isinstance(layer, torch.nn.Linear)]
+    assert not network.training and widths == [64, 32, 10]
+    assert type(criterion) is torch.nn.CrossEntropyLoss
     assert data["data_dir"] == str(synthetic_mnist[0]) and data["val_size"] == 200
 
 
@@ -81,7 +84,7 @@ def test_checkpoint_gives_the_model_in_eval_mode_and_its_data_settings(trained, 
         (  # this lab's, its network's widths edited by hand
             lambda tmp: _save(tmp / "edited.ckpt", _edited(LEGACY, hidden_dims=[32])),
             "edited.ckpt: its weights do not fit the network its hyperparameters describe (size mismatch for "
-            "net.layers.1.weight: copying a param with shape torch.Size([16, 784])",
+            "layers.1.weight: copying a param with shape torch.Size([16, 784])",
         ),
     ],
 )
@@ -151,6 +154,35 @@ def test_eval_rejects_unknown_data_settings(trained, tmp_path, override, message
     cfg = compose_use("eval", [f"ckpt_path={trained['best_checkpoint']}", override], tmp_path)
     with pytest.raises(InputError, match=re.escape(message)):
         evaluate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("accelerator=tpu", "accelerator=tpu: choose auto, cpu, gpu, cuda, mps"),
+        ("precision=64-true", "precision=64-true: choose 32-true, bf16-mixed, 16-mixed"),
+    ],
+)
+def test_eval_rejects_unknown_devices_and_precisions(trained, tmp_path, override, message):
+    cfg = compose_use("eval", [f"ckpt_path={trained['best_checkpoint']}", override], tmp_path)
+    with pytest.raises(InputError, match=re.escape(message)):
+        evaluate(cfg)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU: nothing to refuse")
+def test_eval_on_a_gpu_that_is_not_there_says_so(trained, tmp_path):
+    cfg = compose_use("eval", [f"ckpt_path={trained['best_checkpoint']}", "accelerator=gpu"], tmp_path)
+    with pytest.raises(InputError, match=re.escape("accelerator=gpu: no CUDA GPU is available here; use")):
+        evaluate(cfg)
+
+
+def test_eval_in_bfloat16_stays_near_the_float32_result(trained, tmp_path):
+    cfg = compose_use("eval", [f"ckpt_path={trained['best_checkpoint']}", "precision=bf16-mixed"], tmp_path)
+    result = evaluate(cfg)
+    # bfloat16 keeps 8 bits of mantissa: logits move by about 1%, so a digit near a tie can flip, the loss shifts.
+    assert result["test/acc"] == pytest.approx(trained["test/acc"], abs=0.02)
+    assert result["test/loss"] == pytest.approx(trained["test/loss"], rel=0.05)
+    assert result["test/loss"] != trained["test/loss"]  # the arithmetic did change
 
 
 def test_eval_command_runs_from_any_folder_and_writes_its_run_folder(trained, tmp_path):
@@ -280,7 +312,7 @@ def test_predict_reports_top_k_per_image_and_errors_per_bad_file(trained, image_
     assert [Path(p.file).name for p in predictions] == ["a.png", "b.jpg"]
     assert failed == {str(image_folder / "notes.txt"): "not an image (Pillow recognises no image format in it)"}
 
-    module, _ = load_trained(checkpoint)
+    module = load_trained(checkpoint).network
     with torch.no_grad():
         expected = module(preprocess(Image.open(image_folder / "a.png"))[None]).softmax(dim=1)[0]
     top = expected.topk(3)
@@ -384,7 +416,7 @@ def test_exported_model_matches_the_checkpoint(trained, tmp_path, fmt):
     result = export_model(compose_use("export", [f"ckpt_path={checkpoint}", f"format={fmt}"], tmp_path))
     assert result["path"] == tmp_path / Path(checkpoint).with_suffix(FORMATS[fmt][0]).name
     assert result["max_abs_diff"] < 1e-5
-    module, _ = load_trained(checkpoint)
+    module = load_trained(checkpoint).network
     images = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))  # a batch size never seen
     with torch.no_grad():
         assert torch.allclose(run_exported(result["path"], images), module(images), atol=1e-5)
@@ -421,7 +453,7 @@ def test_export_command_prints_where_it_wrote_and_how_close_it_is(trained, tmp_p
 
 
 def test_the_checkpoint_reader_names_the_classifiers_arguments():
-    """load_network checks a checkpoint's hyperparameters without importing the LightningModule: its list of them
+    """load_trained checks a checkpoint's hyperparameters without importing the LightningModule: its list of them
     is the Classifier's signature, recomputed here."""
     import inspect
 
@@ -432,22 +464,22 @@ def test_the_checkpoint_reader_names_the_classifiers_arguments():
 
 
 def test_the_network_alone_gives_the_modules_logits(trained):
-    from mlplab.use.trained import load_network
+    from mlplab.module import Classifier
 
-    net, data = load_network(trained["best_checkpoint"])
-    module, same_data = load_trained(trained["best_checkpoint"])
+    network = load_trained(trained["best_checkpoint"]).network
+    module = Classifier.load_from_checkpoint(trained["best_checkpoint"], weights_only=True, map_location="cpu").eval()
     images = torch.randn(4, 1, 28, 28)
-    assert not net.training and data == same_data
     with torch.inference_mode():
-        assert torch.equal(net(images), module(images))
+        assert torch.equal(network(images), module(images))
 
 
-def test_predict_and_export_start_without_lightning_torchmetrics_or_torchvision(trained, tmp_path):
+def test_eval_predict_and_export_start_without_lightning_torchmetrics_or_torchvision(trained, tmp_path):
     png = tmp_path / "one.png"
     digit = Image.new("L", (28, 28))
     ImageDraw.Draw(digit).line([(14, 5), (14, 23)], fill=255, width=3)
     digit.save(png)
     for entry, arguments in (
+        ("src/eval.py", ["data.split=val"]),
         ("src/predict.py", [f"input={png}"]),
         ("src/export.py", ["format=torchscript", f"output={tmp_path / 'net.pt'}"]),
     ):

@@ -1,88 +1,18 @@
-"""MNIST held as whole-split tensors: verified files in, normalized batches out."""
+"""MNIST held as whole-split tensors on the training device: verified files in (mlplab.mnist), normalized batches
+out."""
 
-import gzip
-import hashlib
-import os
-import shutil
-import zlib
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-import torchvision
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
 from mlplab.config.rules import PATH, SEED, Rule, optional, within
 from mlplab.engine.execution import ExecutedDataModule
-from mlplab.engine.runs import REPO
-from mlplab.errors import InputError, one_line
-from mlplab.idx import MEAN, MNIST_MD5, STD
-
-REPO_DATA_DIR = REPO / "data"
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def _gunzip(src: Path, dst: Path) -> None:
-    # Write under a private name and rename, so a concurrent or killed run never sees half a file.
-    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
-    try:
-        with gzip.open(src) as fin, tmp.open("wb") as fout:
-            shutil.copyfileobj(fin, fout)
-    except (OSError, EOFError, zlib.error) as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno:  # the system's error (a full disk), not a damaged archive
-            raise OSError(e.errno, e.strerror, str(dst)) from None
-        raise InputError(
-            f"{src}: cannot be decompressed ({e}); restore it from the repository with "
-            f"`git checkout -- {src.name}` in {src.parent}"
-        ) from None
-    os.replace(tmp, dst)
-
-
-def prepare_mnist(data_dir: Path, md5: dict[str, str] = MNIST_MD5) -> Path:
-    """Make the uncompressed IDX files exist under data_dir/MNIST/raw and match their md5; return that folder."""
-    if data_dir.exists() and not data_dir.is_dir():
-        raise InputError(f"data.data_dir={data_dir}: not a folder")
-    if data_dir.exists() and not os.access(data_dir, os.R_OK | os.X_OK):
-        raise InputError(f"data.data_dir={data_dir}: cannot be read (permission denied)")
-    raw = data_dir / "MNIST" / "raw"
-    for name in md5:
-        gz = raw / f"{name}.gz"
-        if not (raw / name).exists() and gz.exists():
-            _gunzip(gz, raw / name)
-    missing = [name for name in md5 if not (raw / name).exists()]
-    if missing:
-        try:
-            for train in (True, False):
-                torchvision.datasets.MNIST(data_dir, train=train, download=True)
-        except Exception as e:  # any network or mirror failure: the message says what to do instead
-            reason = one_line(str(e))  # torchvision's message spans lines
-            raise InputError(
-                f"data.data_dir={data_dir}: {raw} misses {', '.join(missing)} and the download failed ({reason}); "
-                f"put the four MNIST *-ubyte.gz files in that folder (this repository ships them in "
-                f"{REPO_DATA_DIR}/MNIST/raw)"
-            ) from None
-    for name, expected in md5.items():
-        actual = _md5(raw / name)
-        if actual != expected:
-            raise InputError(
-                f"data.data_dir={data_dir}: {raw / name}: md5 is {actual}, expected {expected}; delete it so that it "
-                f"is decompressed again from {name}.gz (or downloaded if that is missing too)"
-            )
-    return raw
-
-
-def load_split(data_dir: Path, train: bool) -> tuple[Tensor, Tensor]:
-    """One official split as normalized float images (N, 1, 28, 28) and int64 labels (N,)."""
-    mnist = torchvision.datasets.MNIST(data_dir, train=train, download=False)
-    images = (mnist.data.unsqueeze(1).float() / 255 - MEAN) / STD
-    return images, mnist.targets
+from mlplab.idx import MEAN, STD
+from mlplab.mnist import data_folder, load_splits, prepare_mnist
 
 
 class Batch(NamedTuple):
@@ -191,10 +121,10 @@ class MNISTDataModule(ExecutedDataModule):
         super().__init__()
         # Stored in checkpoints (plain values), so a checkpoint alone can rebuild its data splits.
         self.save_hyperparameters(logger=False)
-        self.data_dir = Path(data_dir).expanduser() if data_dir else REPO_DATA_DIR
+        self.data_dir = data_folder(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
-        self.md5 = dict(md5) if md5 else MNIST_MD5
+        self.md5 = md5
         self.augment = RandomDistortion.from_config(augment) if augment else None
         self.generator: torch.Generator | None = None  # the distortions' random stream, made in setup
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
@@ -205,21 +135,8 @@ class MNISTDataModule(ExecutedDataModule):
     def setup(self, stage: str) -> None:
         if self.splits:
             return
-        train_images, train_labels = load_split(self.data_dir, train=True)
-        if not 0 <= self.val_size < len(train_labels):
-            raise InputError(
-                f"data.val_size={self.val_size}: must be between 0 (no validation set) and {len(train_labels) - 1} "
-                f"(the training set has {len(train_labels)} images)"
-            )
-        # Its own generator: every run, whatever its seed, validates on the same images.
-        order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(self.split_seed))
-        val, train = order[: self.val_size], order[self.val_size :]
+        splits = load_splits(self.data_dir, self.val_size, self.split_seed)
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        splits = {
-            "train": (train_images[train], train_labels[train]),
-            "val": (train_images[val], train_labels[val]),
-            "test": load_split(self.data_dir, train=False),
-        }
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
         if self.augment:
             # A stream of its own, apart from dropout's (torch's global one), saved in checkpoints (state_dict).

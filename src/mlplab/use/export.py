@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from mlplab.engine.runs import atomic_write
 from mlplab.errors import InputError
 from mlplab.idx import MEAN, STD
-from mlplab.use.trained import load_network
+from mlplab.use.trained import load_trained
 
 Model = Callable[[Tensor], Tensor]
 
@@ -90,7 +90,7 @@ def export_model(cfg: DictConfig) -> dict[str, Any]:
     missing = [name for name in REQUIRES.get(cfg.format, ()) if importlib.util.find_spec(name) is None]
     if missing:
         raise InputError(f"format={cfg.format} needs {', '.join(missing)}: pip install -e '.[export]'")
-    net, _ = load_network(cfg.ckpt_path, cfg.trusted_modules)
+    net = load_trained(cfg.ckpt_path, cfg.trusted_modules).network
     suffix, serialize, load = FORMATS[cfg.format]
     default = Path(cfg.paths.output_dir) / Path(cfg.ckpt_path).with_suffix(suffix).name
     path = Path(cfg.output).expanduser() if cfg.output else default

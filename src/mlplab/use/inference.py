@@ -15,7 +15,7 @@ from torch import Tensor
 from mlplab.engine.runs import write_json
 from mlplab.errors import InputError
 from mlplab.idx import MEAN, STD
-from mlplab.use.trained import load_network
+from mlplab.use.trained import load_trained
 
 SIZE, DIGIT_SIZE = 28, 20  # MNIST: the digit's longer side is 20 px, in a 28 x 28 field
 # Pixels fainter than this share of the strongest ink do not stretch the bounding box: paper grain, JPEG noise.
@@ -144,7 +144,7 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
     if not (isinstance(top_k, int) and 1 <= top_k <= 10):
         raise InputError(f"top_k={top_k}: give a whole number from 1 to 10 (the number of digits shown per image)")
     files = image_files(cfg.input)
-    module, _ = load_network(cfg.ckpt_path, cfg.trusted_modules)
+    network = load_trained(cfg.ckpt_path, cfg.trusted_modules).network
 
     images, readable, failed = [], [], {}
     for path in files:
@@ -156,7 +156,7 @@ def predict(cfg: DictConfig) -> tuple[list[Prediction], dict[str, str]]:
             print(f"error: {path}: {e}", file=sys.stderr, flush=True)
 
     predictions = []
-    for file, (digits, probs) in zip(readable, classify(module, images, top_k) if images else [], strict=True):
+    for file, (digits, probs) in zip(readable, classify(network, images, top_k) if images else [], strict=True):
         predictions.append(Prediction(file, digits, probs))
         print(predictions[-1], flush=True)
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from mlplab.errors import InputError
 from mlplab.use.inference import classify, frame, grayscale, network_input, read_image
-from mlplab.use.trained import load_network
+from mlplab.use.trained import load_trained
 
 HOST = "127.0.0.1"  # this machine only: the pad is for its own user
 MAX_BYTES = 2_000_000  # a drawing of the page's 280 x 280 canvas is about 10 kB as PNG
@@ -94,9 +94,9 @@ def serve(cfg: DictConfig) -> None:
     port = cfg.port
     if not (isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535):
         raise InputError(f"port={port}: give a whole number from 0 to 65535 (0: any free port)")
-    module, _ = load_network(cfg.ckpt_path, cfg.trusted_modules)
+    network = load_trained(cfg.ckpt_path, cfg.trusted_modules).network
     try:
-        server = PadServer(port, module)
+        server = PadServer(port, network)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise InputError(f"port={port}: already in use on {HOST}; choose another with port=N") from None

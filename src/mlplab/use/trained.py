@@ -1,12 +1,12 @@
-"""A training run's checkpoint read back as what eval, predict and export need: the model and its data settings.
+"""A training run's checkpoint read back as what eval, predict, export and the digit pad need: its network, its loss
+and its data settings.
 
-`load_network` builds the network alone, for a forward pass (predict, export, the digit pad): it imports neither
-Lightning nor torchmetrics, so those commands start in about the time torch takes to import. `load_trained` builds
-the whole LightningModule, for eval's Trainer.
+Only the network is built, not the LightningModule that trained it: these commands make forward passes alone, so
+they import neither Lightning nor torchmetrics and start in about the time torch takes to import.
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from hydra.utils import instantiate
 from torch import nn
@@ -15,33 +15,28 @@ from mlplab.config.trust import check_targets
 from mlplab.engine.checkpoints import load_checkpoint
 from mlplab.errors import InputError, one_line
 
-if TYPE_CHECKING:
-    from mlplab.module import Classifier
-
 # mlplab.module.Classifier's arguments (tests/test_use_model.py checks them against its signature): named here so
 # that reading a checkpoint need not import Lightning.
 HYPERPARAMETERS = ("model", "loss", "optimizer", "scheduler", "penalties", "execution", "l1", "l2")
 
 
-def load_network(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained network (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
+class Trained(NamedTuple):
+    network: nn.Module  # on the CPU, in eval mode
+    criterion: nn.Module  # the loss it was trained and tested with: eval's <split>/loss
+    data: dict[str, Any]  # the MNISTDataModule arguments it was trained with
+
+
+def load_trained(ckpt_path: str | None, trusted: Sequence[str] = ()) -> Trained:
+    """What a checkpoint of `python src/train.py` holds, once its hyperparameters name only classes of the lab,
+    torch, Lightning or a `trusted` module."""
     checkpoint = _checked(ckpt_path, trusted)
-    net = instantiate(checkpoint["hyper_parameters"]["model"], _convert_="all")
+    hyper_parameters = checkpoint["hyper_parameters"]
+    network = instantiate(hyper_parameters["model"], _convert_="all")
     state = checkpoint["state_dict"]
     weights = {key.removeprefix("net."): value for key, value in state.items() if key.startswith("net.")}
-    _load(net, weights, ckpt_path)
-    return net.eval(), checkpoint["datamodule_hyper_parameters"]
-
-
-def load_trained(ckpt_path: str | None, trusted: Sequence[str] = ()) -> tuple["Classifier", dict[str, Any]]:
-    """The trained module (on the CPU, in eval mode) and the MNISTDataModule arguments it was trained with."""
-    from mlplab.module import Classifier
-
-    checkpoint = _checked(ckpt_path, trusted)
-    module = Classifier(**checkpoint["hyper_parameters"])
-    module.on_load_checkpoint(checkpoint)  # as Lightning does before loading the state
-    _load(module, checkpoint["state_dict"], ckpt_path)
-    return module.eval(), checkpoint["datamodule_hyper_parameters"]
+    _load(network, weights, ckpt_path)
+    criterion = instantiate(hyper_parameters["loss"], _convert_="all")
+    return Trained(network.eval(), criterion, checkpoint["datamodule_hyper_parameters"])
 
 
 def _checked(ckpt_path: str | None, trusted: Sequence[str]) -> dict[str, Any]:
