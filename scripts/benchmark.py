@@ -43,7 +43,9 @@ and `python src/predict.py` on one image (with the checkpoint in tests/data), `p
 
 The FLOP bound is the network's training work per image, counted by torch's FlopCounterMode on one training step
 (forward and backward; autograd skips the input's own gradient), at the rate of a large matmul: no pipeline can beat
-it, and the convolutions and recurrent steps of small networks reach far less than that rate.
+it, and the convolutions and recurrent steps of small networks reach far less than that rate. On the CPU the last
+lines say where (b)'s step goes: the FLOP-counted kernels (matrix products, convolutions) and the rate they reach at
+their own shapes, against the rest (pooling, activations, a GRU's gates, the optimizer, autograd's bookkeeping).
 """
 
 import argparse
@@ -126,9 +128,49 @@ def network(model: DictConfig) -> nn.Module:
 def flop_per_image(model: DictConfig) -> float:
     """FLOP of one training step per image: forward and backward, as torch's FlopCounterMode counts them."""
     images, labels = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
-    with FlopCounterMode(display=False) as counter:
+    # oneDNN off: its fused LSTM kernel is one op that FlopCounterMode has no formula for (it would count 0 FLOP);
+    # without it the LSTM's steps are matrix products, counted.
+    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
         nn.functional.cross_entropy(network(model)(images), labels).backward()
     return counter.get_total_flops() / len(labels)
+
+
+# The ops that do the FLOP flop_per_image counts (on the CPU; oneDNN's LSTM layer is one op that does all of its
+# products and gates): the rest of a step is elementwise work and bookkeeping.
+FLOP_OPS = (
+    *("aten::mm", "aten::addmm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward"),
+    *("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"),
+)
+
+
+def step_profile(model: DictConfig, batch_size: int, gflops: float, steps: int = 50) -> str:
+    """Where (b)'s training step spends its time, by torch.profiler: the FLOP-counted kernels (and the rate they
+    reach) against everything else, the largest ops first."""
+    net = network(model)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(batch_size, 1, 28, 28), torch.arange(batch_size) % 10
+
+    def step() -> None:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+
+    for _ in range(10):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            step()
+    ops = sorted(profiler.key_averages(), key=lambda op: -op.self_cpu_time_total)
+    total = sum(op.self_cpu_time_total for op in ops) / steps / 1e3  # ms per step
+    kernels = sum(op.self_cpu_time_total for op in ops if op.key in FLOP_OPS) / steps / 1e3
+    rate = flop_per_image(model) * batch_size / (kernels / 1e3) / 1e9 if kernels else 0.0
+    lines = [
+        f"(b)'s step under torch.profiler, {steps} steps (its overhead included): {total:.2f} ms; FLOP-counted "
+        f"kernels {kernels:.2f} ms ({kernels / total:.0%}) at {rate:.0f} GFLOP/s ({rate / gflops:.2f} of the "
+        f"matmul's); the rest {total - kernels:.2f} ms. Largest ops, ms per step:"
+    ]
+    lines += [f"  {op.key:52} {op.self_cpu_time_total / steps / 1e3:7.3f}  x{op.count // steps}" for op in ops[:6]]
+    return "\n".join(lines)
 
 
 def plain_loop(
@@ -307,6 +349,8 @@ def main() -> None:
     bare, train = min(s[0] for s in startups), min(s[1] for s in startups)
 
     print(report(args, rates, steady, gflops, bare, train))
+    if device.type == "cpu":
+        print(step_profile(cfg.model, args.batch_size, gflops))
 
 
 def startup_figures(repeats: int) -> str:

@@ -68,6 +68,18 @@ def test_short_benchmark_prints_positive_consistent_figures(synthetic_mnist):
     # Both children import torch and Lightning: seconds, not milliseconds.
     assert train > 0.5 and bare > 0.5 and difference == pytest.approx(train - bare, abs=0.011)
 
+    step, kernels, share, rate, of_matmul, rest = figures(
+        rf"^\(b\)'s step under torch.profiler, 50 steps \(its overhead included\): {NUMBER} ms; FLOP-counted "
+        rf"kernels {NUMBER} ms \({NUMBER}%\) at {NUMBER} GFLOP/s \({NUMBER} of the matmul's\); the rest {NUMBER} ms",
+        out,
+    )
+    # The MLP's step is its three matrix products (forward, and two per layer backward) and little else.
+    # Each printed to two decimals (the share to a whole percent): what is derived from them agrees to that.
+    assert 0 < kernels < step and rest == pytest.approx(step - kernels, abs=0.011)
+    assert share == pytest.approx(100 * kernels / step, abs=1) and share > 30
+    assert of_matmul == pytest.approx(rate / gflops, abs=0.01)
+    assert "aten::mm" in out.split("Largest ops, ms per step:")[1]
+
 
 def test_steadiness_and_the_busy_machine_hint():
     benchmark = runpy.run_path(str(REPO / "scripts" / "benchmark.py"))
