@@ -23,14 +23,8 @@ from mlplab.config.diff import differences, relocated
 from mlplab.config.rules import without_ranges
 from mlplab.engine.runs import read_metrics
 from mlplab.errors import AlreadyFinished, SweepRefused
+from mlplab.experiments.sweep_folder import NOT_COMPUTED
 from mlplab.training import resumed_config, train
-
-# How a job is continued and recorded, not what it computes: a resumed job records its checkpoint, a rerun its
-# statuses, the loggers only write down what it computes, and a sweep's seed count or additions choose its jobs.
-NOT_COMPARED = (
-    *("ckpt_path", "sweep.rerun", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds", "sweep.add", "logger"),
-    "verbose",
-)
 
 
 def train_task(cfg: DictConfig) -> dict[str, Any]:
@@ -100,7 +94,7 @@ def recorded_config(folder: Path) -> dict[str, Any] | None:
 
 def refuse_other_config(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:
     """SweepRefused when this folder's run was composed from another config: its results would mix into the table."""
-    if differ := differences(earlier, now, ignored=NOT_COMPARED):
+    if differ := differences(earlier, now, ignored=NOT_COMPUTED):
         shown = ", ".join(f"{key}={old} there, {new} now" for key, old, new in differ[:3])
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise SweepRefused(

@@ -27,10 +27,10 @@ from mlplab.experiments.comparison import (
     mean_interval,
     verdict,
 )
-from mlplab.experiments.sweep_folder import commands_by_job, read_record
+from mlplab.experiments.sweep_folder import SWEEP_CONTROLS, commands_by_job, read_record
 
 # Keys that tell apart jobs of one configuration (seed), or name the preset that made them: never columns.
-NOT_SWEPT = {"seed", "sweep", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds", "sweep.rerun", "sweep.add"}
+NOT_SWEPT = {"seed", "sweep", *SWEEP_CONTROLS}
 
 
 @dataclass

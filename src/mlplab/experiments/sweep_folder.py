@@ -22,11 +22,13 @@ from mlplab.engine.runs import claimed, write_json
 from mlplab.errors import InputError
 
 RECORD = "sweep.json"
-# Keys that do not make another sweep: its seeds (more seeds reuse those trained), how it is continued or logged.
-NOT_A_DIFFERENT_SWEEP = (
-    *("seed", "sweep.seeds", "sweep.min_seeds", "sweep.max_seeds"),
-    *("sweep.rerun", "sweep.add", "ckpt_path", "logger", "verbose"),
-)
+# How a sweep chooses and continues its jobs: its seed count, the statuses it trains again, additions to its table.
+SWEEP_CONTROLS = ("sweep.seeds", "sweep.min_seeds", "sweep.max_seeds", "sweep.rerun", "sweep.add")
+# How a job is chosen, continued and recorded, not what it computes: a resumed job records its checkpoint, the
+# loggers and the console only write down what it computes.
+NOT_COMPUTED = (*SWEEP_CONTROLS, "ckpt_path", "logger", "verbose")
+# Keys that do not make another sweep: its seeds (more seeds reuse those trained), and the keys above.
+NOT_A_DIFFERENT_SWEEP = ("seed", *NOT_COMPUTED)
 
 
 def command_of(overrides: list[str]) -> dict[str, str]:
