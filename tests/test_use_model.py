@@ -148,6 +148,8 @@ def test_eval_data_overrides_replace_the_checkpoints_settings(trained, synthetic
     [
         ("data.split=train", "data.split=train: choose test (the official test images) or val"),
         ("++data.colour=red", "data.colour: not a data setting; choose from data_dir, batch_size,"),
+        ("data.eval_batch_size=0", "data.eval_batch_size=0: must be an integer >= 1"),
+        ("++data.val_size=-5", "data.val_size=-5: must be an integer >= 0 (0: no validation set)"),
         ("accelerator=tpu", "accelerator=tpu: choose auto, cpu, gpu, cuda, mps"),
         ("precision=64-true", "precision=64-true: choose 32-true, bf16-mixed, 16-mixed"),
     ],

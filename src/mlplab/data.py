@@ -9,10 +9,9 @@ import torch
 from torch import Tensor
 
 from mlplab.augment import RandomDistortion
-from mlplab.config.rules import PATH, SEED, Rule, optional, within
 from mlplab.engine.execution import ExecutedDataModule
 from mlplab.idx import MEAN, STD
-from mlplab.mnist import data_folder, load_splits, prepare_mnist
+from mlplab.mnist import SETTINGS, data_folder, load_splits, prepare_mnist
 
 
 class Batch(NamedTuple):
@@ -79,33 +78,7 @@ class MNISTDataModule(ExecutedDataModule):
     stay as they are.
     """
 
-    RULES = (  # the ranges of its arguments, checked before anything is built (mlplab.config.checks)
-        Rule("data_dir", *optional(PATH), refused=[1, 2]),
-        Rule("batch_size", *within("[1, inf)", "integer"), refused=0),
-        Rule("eval_batch_size", *within("[1, inf)", "integer"), refused=0),
-        # Its upper bound, the training set's size, is checked by the datamodule, which knows that size.
-        Rule("val_size", within("[0, inf)", "integer")[0], "an integer >= 0 (0: no validation set)", refused=-1),
-        Rule("split_seed", *SEED, refused=-1),
-        Rule("seed", *SEED, refused=-1),
-        Rule(
-            "md5",
-            lambda value: (
-                value is None or (isinstance(value, dict) and all(isinstance(v, str) for v in value.values()))
-            ),
-            "null or a mapping of IDX file names to md5 sums",
-            refused="abc",
-        ),
-        Rule(
-            "augment",
-            lambda value: value is None or (isinstance(value, dict) and set(value) <= set(RandomDistortion.KEYS)),
-            f"null or a mapping of any of {', '.join(RandomDistortion.KEYS)}",
-            refused={"flip": 1},
-        ),
-        Rule("augment.rotate", *within("[0, 180]"), refused=-10),  # degrees either way
-        Rule("augment.scale", *within("[0, 1)"), refused=1.0),  # a scale within 1 +- scale stays positive
-        Rule("augment.shift", *within("[0, 28)"), refused=-2),  # pixels
-        Rule("augment.elastic", *within("[0, inf)"), refused=-1.5),
-    )
+    RULES = SETTINGS  # the ranges of its arguments (mlplab.mnist: eval checks its data overrides with them)
 
     def __init__(
         self,

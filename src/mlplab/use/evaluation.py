@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlplab.engine.runs import write_json
 from mlplab.errors import InputError
-from mlplab.mnist import data_folder, load_split, load_splits, prepare_mnist
+from mlplab.mnist import SETTINGS, data_folder, load_split, load_splits, prepare_mnist
 from mlplab.use.trained import load_trained
 
 SPLITS = {"test": "test", "val": "validation"}  # data.split: the images it names
@@ -36,6 +36,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     unknown = sorted(overrides.keys() - trained_data.keys())
     if unknown:
         raise InputError(f"data.{unknown[0]}: not a data setting; choose from {', '.join(trained_data)} or split")
+    for rule in SETTINGS:
+        if rule.key in overrides and not rule.ok(overrides[rule.key]):
+            raise InputError(f"data.{rule.key}={overrides[rule.key]}: must be {rule.allowed}")
     data = {**trained_data, **overrides}
     folder = data_folder(data["data_dir"])
     prepare_mnist(folder, data["md5"])
