@@ -63,7 +63,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import redirect_stdout
 from functools import partial
 from pathlib import Path
@@ -135,6 +135,34 @@ def flop_per_image(model: DictConfig) -> float:
     return counter.get_total_flops() / len(labels)
 
 
+def lesson_step(model: DictConfig, device: torch.device) -> Callable[[Tensor, Tensor], None]:
+    """One step of the lesson's loop (zero_grad, forward, cross-entropy, backward, SGD step) on a fresh network."""
+    net = network(model).to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+
+    def step(x: Tensor, y: Tensor) -> None:
+        optimizer.zero_grad()
+        criterion(net(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def plain_loop(
+    batches: Iterable[tuple[Tensor, Tensor]], model: DictConfig, limit: int | None, device: torch.device
+) -> tuple[int, float]:
+    """(images, seconds) of the lesson's training loop over `batches` on `device`; fetching the batches counts."""
+    step = lesson_step(model, device)
+    images = 0
+    start = time.perf_counter()
+    for x, y in itertools.islice(batches, limit):
+        step(x, y)
+        images += len(y)
+    synchronize(device)
+    return images, time.perf_counter() - start
+
+
 # The ops that do the FLOP flop_per_image counts (on the CPU; oneDNN's LSTM layer is one op that does all of its
 # products and gates): the rest of a step is elementwise work and bookkeeping.
 FLOP_OPS = (
@@ -146,20 +174,13 @@ FLOP_OPS = (
 def step_profile(model: DictConfig, batch_size: int, gflops: float, steps: int = 50) -> str:
     """Where (b)'s training step spends its time, by torch.profiler: the FLOP-counted kernels (and the rate they
     reach) against everything else, the largest ops first."""
-    net = network(model)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    step = lesson_step(model, torch.device("cpu"))
     x, y = torch.randn(batch_size, 1, 28, 28), torch.arange(batch_size) % 10
-
-    def step() -> None:
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        optimizer.step()
-
     for _ in range(10):
-        step()
+        step(x, y)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         for _ in range(steps):
-            step()
+            step(x, y)
     ops = sorted(profiler.key_averages(), key=lambda op: -op.self_cpu_time_total)
     total = sum(op.self_cpu_time_total for op in ops) / steps / 1e3  # ms per step
     kernels = sum(op.self_cpu_time_total for op in ops if op.key in FLOP_OPS) / steps / 1e3
@@ -171,24 +192,6 @@ def step_profile(model: DictConfig, batch_size: int, gflops: float, steps: int =
     ]
     lines += [f"  {op.key:52} {op.self_cpu_time_total / steps / 1e3:7.3f}  x{op.count // steps}" for op in ops[:6]]
     return "\n".join(lines)
-
-
-def plain_loop(
-    batches: Iterable[tuple[Tensor, Tensor]], model: DictConfig, limit: int | None, device: torch.device
-) -> tuple[int, float]:
-    """(images, seconds) of the lesson's training loop over `batches` on `device`; fetching the batches counts."""
-    model = network(model).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    criterion = nn.CrossEntropyLoss()
-    images = 0
-    start = time.perf_counter()
-    for x, y in itertools.islice(batches, limit):
-        optimizer.zero_grad()
-        criterion(model(x), y).backward()
-        optimizer.step()
-        images += len(y)
-    synchronize(device)
-    return images, time.perf_counter() - start
 
 
 def synchronize(device: torch.device) -> None:

@@ -166,8 +166,7 @@ def check_rules(cfg: DictConfig) -> None:
             continue
         if isinstance(value, DictConfig | ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
-        if not rule.ok(value):
-            raise InputError(f"{rule.key}={value}: must be {rule.allowed}")
+        rule.check(value)
 
 
 def check_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from mlplab.errors import InputError
+
 RANGES = "_ranges_"  # an option's ranges, beside its keys: not an argument of its class
 
 
@@ -87,6 +89,11 @@ class Rule:
     ok: Callable[[Any], bool]
     allowed: str  # completes "must be ..."
     refused: Any  # a value outside the range: an example for the reader, which the tests check is refused
+
+    def check(self, value: Any, key: str | None = None) -> None:
+        """Raise InputError when `value` breaks the rule, naming it as `key` (the rule's own key by default)."""
+        if not self.ok(value):
+            raise InputError(f"{key or self.key}={value}: must be {self.allowed}")
 
 
 def parse(text: str, named: dict[str, Rule] | None = None) -> tuple[Callable[[Any], bool], str, Any]:

@@ -37,8 +37,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if unknown:
         raise InputError(f"data.{unknown[0]}: not a data setting; choose from {', '.join(trained_data)} or split")
     for rule in SETTINGS:
-        if rule.key in overrides and not rule.ok(overrides[rule.key]):
-            raise InputError(f"data.{rule.key}={overrides[rule.key]}: must be {rule.allowed}")
+        if rule.key in overrides:
+            rule.check(overrides[rule.key], f"data.{rule.key}")
     data = {**trained_data, **overrides}
     folder = data_folder(data["data_dir"])
     prepare_mnist(folder, data["md5"])
